@@ -1,0 +1,29 @@
+"""minibert: sentence-transformers embeddings from a from-scratch NumPy BERT forward pass."""
+
+from . import util
+from .errors import (
+    DownloadError,
+    InputError,
+    InputTypeError,
+    MinibertError,
+    ModelLoadError,
+    ModelNotFoundError,
+    UnsupportedModelError,
+)
+from .model import SentenceTransformer, load
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DownloadError",
+    "InputError",
+    "InputTypeError",
+    "MinibertError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "SentenceTransformer",
+    "UnsupportedModelError",
+    "__version__",
+    "load",
+    "util",
+]

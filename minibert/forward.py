@@ -1,0 +1,124 @@
+"""The BERT encoder forward pass in pure NumPy, read top to bottom like the paper.
+
+Follows HF ``modeling_bert.py`` (and keeps its names for intermediate values: ``attention_scores``,
+``attention_probs``, ``context_layer``…) in eval mode: no dropout, absolute position embeddings,
+post-LayerNorm residual blocks, exact erf GELU. Differs in layout only: the weights come from the
+canonical tree in :mod:`minibert.weights` (Q, K, V fused into one pre-transposed matrix), so every
+projection is ``x @ W + b``. float32 throughout; only :func:`erf` works in float64 internally.
+
+Shape letters: B = batch, T = sequence length (padded), C = hidden size, H = attention heads,
+D = head size (C / H), F = intermediate (FFN) size.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import ModelConfig
+from .weights import EncoderLayer, Weights
+
+# erf(x) = 2/√π · Σ (-1)^n x^(2n+1) / (n! (2n+1)); 13 terms reach 1e-10 relative for |x| < 1.
+_ERF_SERIES = tuple((-1) ** n / (math.factorial(n) * (2 * n + 1)) for n in range(13))
+# Chebyshev fit of erfc(z) = t·exp(-z² + P(t)), t = 1/(1 + z/2), z ≥ 0, fractional error < 1.2e-7
+# (Numerical Recipes, "erfcc"); used only where |x| ≥ 1, so erf's relative error is < 2.5e-8.
+_ERFC_FIT = (
+    -1.26551223, 1.00002368, 0.37409196, 0.09678418, -0.18628806,
+    0.27886807, -1.13520398, 1.48851587, -0.82215223, 0.17087277,
+)  # fmt: skip
+
+
+def _polyval(coefficients: tuple[float, ...], x: np.ndarray) -> np.ndarray:
+    """Σ coefficients[i] · x^i by Horner's rule."""
+    result = np.full_like(x, coefficients[-1])
+    for c in reversed(coefficients[:-1]):
+        result = result * x + c
+    return result
+
+
+def erf(x: np.ndarray) -> np.ndarray:
+    """The error function, accurate to float32 rounding; same shape, float32 out."""
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty_like(x)
+    small = np.abs(x) < 1.0
+    xs = x[small]
+    out[small] = (2 / math.sqrt(math.pi)) * xs * _polyval(_ERF_SERIES, xs * xs)
+    z = np.abs(x[~small])
+    t = 1.0 / (1.0 + 0.5 * z)
+    erfc = t * np.exp(-z * z + _polyval(_ERFC_FIT, t))
+    out[~small] = np.copysign(1.0 - erfc, x[~small])
+    return out.astype(np.float32)
+
+
+def gelu(x: np.ndarray) -> np.ndarray:
+    """Exact GELU: x · Φ(x) = 0.5 · x · (1 + erf(x / √2))."""
+    return (0.5 * x * (1.0 + erf(x / np.float32(math.sqrt(2.0))))).astype(np.float32)
+
+
+def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
+    """LayerNorm over the last axis (biased variance, as torch): [..., C] -> [..., C]."""
+    mean = x.mean(axis=-1, keepdims=True)  # [..., 1]
+    variance = ((x - mean) ** 2).mean(axis=-1, keepdims=True)  # [..., 1]
+    return (x - mean) / np.sqrt(variance + np.float32(eps)) * weight + bias
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, shifted by the row max for stability."""
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def embeddings(input_ids: np.ndarray, token_type_ids: np.ndarray, w: Weights, eps: float) -> np.ndarray:
+    """word + position + token-type embeddings, then LayerNorm: [B, T] ids -> [B, T, C]."""
+    T = input_ids.shape[1]
+    inputs_embeds = w.word_embeddings[input_ids]  # [B, T, C]
+    position_embeddings = w.position_embeddings[:T]  # [T, C]
+    token_type_embeddings = w.token_type_embeddings[token_type_ids]  # [B, T, C]
+    hidden_states = inputs_embeds + position_embeddings + token_type_embeddings  # [B, T, C]
+    return layer_norm(hidden_states, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, eps)
+
+
+def attention_bias(attention_mask: np.ndarray) -> np.ndarray:
+    """HF's extended mask: 0 where a key is real, float32 min where it is padding: [B, T] -> [B, 1, 1, T]."""
+    blocked = 1.0 - attention_mask[:, None, None, :].astype(np.float32)  # [B, 1, 1, T]
+    return blocked * np.finfo(np.float32).min
+
+
+def self_attention(hidden_states: np.ndarray, bias: np.ndarray, layer: EncoderLayer, H: int) -> np.ndarray:
+    """Multi-head scaled dot-product self-attention, before the output projection: [B, T, C] -> [B, T, C]."""
+    B, T, C = hidden_states.shape
+    D = C // H
+    mixed_qkv = hidden_states @ layer.qkv_weight + layer.qkv_bias  # [B, T, C] -> [B, T, 3C]
+    query, key, value = mixed_qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # 3 × [B, H, T, D]
+    attention_scores = query @ key.transpose(0, 1, 3, 2)  # [B, H, T, D] @ [B, H, D, T] -> [B, H, T, T]
+    attention_scores = attention_scores / np.float32(math.sqrt(D)) + bias  # + [B, 1, 1, T]
+    attention_probs = softmax(attention_scores)  # [B, H, T, T]
+    context_layer = attention_probs @ value  # [B, H, T, T] @ [B, H, T, D] -> [B, H, T, D]
+    return context_layer.transpose(0, 2, 1, 3).reshape(B, T, C)  # [B, T, H, D] -> [B, T, C]
+
+
+def encoder_layer(hidden_states: np.ndarray, bias: np.ndarray, layer: EncoderLayer, cfg: ModelConfig) -> np.ndarray:
+    """One post-LN transformer block: [B, T, C] -> [B, T, C]."""
+    eps = cfg.layer_norm_eps
+    context_layer = self_attention(hidden_states, bias, layer, cfg.num_attention_heads)  # [B, T, C]
+    attention_output = context_layer @ layer.attention_output_weight + layer.attention_output_bias  # [B, T, C]
+    attention_output = layer_norm(
+        attention_output + hidden_states, layer.attention_layernorm_weight, layer.attention_layernorm_bias, eps
+    )  # [B, T, C]
+    intermediate_output = gelu(attention_output @ layer.intermediate_weight + layer.intermediate_bias)  # [B, T, F]
+    layer_output = intermediate_output @ layer.output_weight + layer.output_bias  # [B, T, F] -> [B, T, C]
+    return layer_norm(
+        layer_output + attention_output, layer.output_layernorm_weight, layer.output_layernorm_bias, eps
+    )  # [B, T, C]
+
+
+def forward(
+    input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray, w: Weights, cfg: ModelConfig
+) -> np.ndarray:
+    """The encoder: ids, mask, token types [B, T] -> last_hidden_state [B, T, C] (float32)."""
+    hidden_states = embeddings(input_ids, token_type_ids, w, cfg.layer_norm_eps)  # [B, T, C]
+    bias = attention_bias(attention_mask)  # [B, 1, 1, T]
+    for layer in w.layers:
+        hidden_states = encoder_layer(hidden_states, bias, layer, cfg)  # [B, T, C]
+    return hidden_states

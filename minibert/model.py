@@ -1,0 +1,140 @@
+"""``SentenceTransformer``: the drop-in encoder for the common sentence-transformers subset.
+
+Follows ``sentence_transformers.SentenceTransformer.encode``: inputs sorted by length (characters,
+longest first) and cut into batches, each batch tokenized, run through the encoder, pooled and —
+when the directory has a Normalize module — normalized; then ``truncate_dim`` cuts the embedding,
+``normalize_embeddings`` normalizes it, and the original order is restored.
+
+Differs where sentence-transformers is loose: ``encode([])`` returns a ``[0, d]`` array (not a
+shapeless one), a non-string item is a ``TypeError`` that names its index, and only ``device="cpu"``
+exists in this backend.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from .config import ModelConfig, load_config
+from .errors import InputError, InputTypeError
+from .forward import forward
+from .hub import DEFAULT_MODEL, resolve_model_dir
+from .pooling import normalize, pool
+from .progress import progress, should_show
+from .tokenizer import Batch, BatchTokenizer
+from .weights import load_weights
+
+
+def _as_text_list(sentences: str | Iterable[str]) -> tuple[list[str], bool]:
+    """(the inputs as a list of str, whether a single string was given)."""
+    if isinstance(sentences, str):
+        return [sentences], True
+    if isinstance(sentences, np.ndarray):
+        sentences = sentences.tolist()
+    if sentences is None or isinstance(sentences, (bytes, bytearray, dict)) or not isinstance(sentences, Iterable):
+        raise InputTypeError(
+            f"sentences must be a str or a list of str, got {type(sentences).__name__}; "
+            "decode bytes first and pass text"
+        )
+    texts = list(sentences)
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputTypeError(
+                f"sentences[{index}] is {type(text).__name__}, expected str; "
+                "remove it or convert it to text before encoding"
+            )
+    return texts, False
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class SentenceTransformer:
+    """A sentence-transformers BERT model run by minibert's NumPy forward pass.
+
+    Args:
+        model_name_or_path: a local directory, a hub id (``org/name``) or a short sentence-transformers
+            name (``all-MiniLM-L6-v2``); resolved offline through minibert's and the HF cache first.
+            Defaults to all-MiniLM-L6-v2.
+        device: only ``"cpu"``.
+    """
+
+    def __init__(self, model_name_or_path: str | os.PathLike | None = None, device: str | None = "cpu") -> None:
+        if device not in (None, "cpu"):
+            raise InputError(f"device={device!r} is not available in the NumPy backend; use device='cpu'")
+        self.model_dir: Path = resolve_model_dir(model_name_or_path or DEFAULT_MODEL)
+        self.config: ModelConfig = load_config(self.model_dir)
+        self.tokenizer = BatchTokenizer(self.config)
+        self.weights = load_weights(self.config)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"SentenceTransformer({str(self.model_dir)!r}: {c.model_type}, {c.num_hidden_layers} layers, "
+            f"hidden {c.hidden_size}, pooling {'+'.join(c.pooling_modes)}, normalize={c.normalize})"
+        )
+
+    @property
+    def max_seq_length(self) -> int:
+        """Inputs longer than this many tokens (special tokens included) are truncated."""
+        return self.tokenizer.max_seq_length
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.config.embedding_dim
+
+    def tokenize(self, texts: list[str]) -> Batch:
+        """The padded token ids, attention mask and token types the encoder sees for `texts`."""
+        return self.tokenizer(_as_text_list(texts)[0])
+
+    def _embed_batch(self, texts: list[str]) -> np.ndarray:
+        """texts -> pooled (and, per the model directory, normalized) embeddings [B, d]."""
+        batch = self.tokenizer(texts)
+        last_hidden_state = forward(
+            batch.input_ids, batch.attention_mask, batch.token_type_ids, self.weights, self.config
+        )  # [B, T, C]
+        embeddings = pool(last_hidden_state, batch.attention_mask, self.config.pooling_modes)  # [B, d]
+        return normalize(embeddings) if self.config.normalize else embeddings
+
+    def encode(
+        self,
+        sentences: str | Iterable[str],
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        convert_to_numpy: bool = True,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+    ) -> np.ndarray | list[np.ndarray]:
+        """Embed sentences: a str -> [d]; a list of n str -> [n, d] float32, in input order.
+
+        ``convert_to_numpy=False`` returns a list of n ``[d]`` arrays instead of one matrix.
+        ``truncate_dim`` keeps the first that many dimensions, before ``normalize_embeddings``.
+        """
+        texts, single = _as_text_list(sentences)
+        batch_size = _positive_int("batch_size", batch_size)
+        dim = self.get_sentence_embedding_dimension()
+        if truncate_dim is not None:
+            dim = min(_positive_int("truncate_dim", truncate_dim), dim)
+
+        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first
+        out = np.empty((len(texts), dim), dtype=np.float32)  # [n, d]
+        with progress(len(texts), "Batches", should_show(show_progress_bar)) as advance:
+            for start in range(0, len(texts), batch_size):
+                rows = order[start : start + batch_size]
+                embeddings = self._embed_batch([texts[i] for i in rows])[:, :dim]  # [B, d]
+                out[rows] = normalize(embeddings) if normalize_embeddings else embeddings
+                advance(len(rows))
+
+        if single:
+            return out[0]
+        return out if convert_to_numpy else list(out)
+
+
+def load(model_name_or_path: str | os.PathLike | None = None, device: str | None = "cpu") -> SentenceTransformer:
+    """Load a model by directory, hub id or short name (default all-MiniLM-L6-v2)."""
+    return SentenceTransformer(model_name_or_path, device=device)
