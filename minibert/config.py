@@ -54,6 +54,7 @@ class ModelConfig:
     do_lower_case: bool
     pooling_modes: tuple[str, ...]
     normalize: bool
+    similarity_fn_name: str
 
     @property
     def head_dim(self) -> int:
@@ -197,6 +198,16 @@ def _sentence_bert_fields(model_dir: Path, max_position_embeddings: int) -> tupl
     return min(max_seq_length, max_position_embeddings), do_lower_case
 
 
+def _similarity_fn_name(model_dir: Path) -> str:
+    """The score function the model was trained for, as sentence-transformers records it (default cosine)."""
+    path = model_dir / "config_sentence_transformers.json"
+    cfg = _require_object(read_json(path), path) if path.exists() else {}
+    name = cfg.get("similarity_fn_name") or "cosine"
+    if name not in ("cosine", "dot"):
+        raise UnsupportedModelError(f"{path}: similarity_fn_name {name!r} is not supported (cosine or dot)")
+    return name
+
+
 def load_config(model_dir: str | Path) -> ModelConfig:
     """Build the one ModelConfig for a sentence-transformers (or plain transformers) directory."""
     model_dir = Path(model_dir)
@@ -211,5 +222,6 @@ def load_config(model_dir: str | Path) -> ModelConfig:
         do_lower_case=do_lower_case,
         pooling_modes=pooling_modes,
         normalize=normalize,
+        similarity_fn_name=_similarity_fn_name(model_dir),
         **fields,
     )

