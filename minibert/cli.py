@@ -89,7 +89,7 @@ def cmd_search(args: argparse.Namespace) -> None:
         print(f"encoding {len(passages)} passages from {args.corpus} …", file=sys.stderr)
         corpus_embeddings = model.encode([p.embed_text for p in passages], batch_size=args.batch_size)
         save_cached_embeddings(cache_dir, key, corpus_embeddings)
-    score_function = getattr(util, SCORE_FUNCTIONS[model.config.similarity_fn_name])
+    score_function = getattr(util, SCORE_FUNCTIONS[model.similarity_fn_name])
     query_embeddings = model.encode(list(args.queries))
     hits = util.semantic_search(query_embeddings, corpus_embeddings, top_k=args.top_k, score_function=score_function)
     for query, query_hits in zip(args.queries, hits, strict=True):
@@ -99,28 +99,53 @@ def cmd_search(args: argparse.Namespace) -> None:
             print(f"{rank:>3}. {hit['score']:.4f}  [{passage.id}] {passage.embed_text}")
 
 
-def cmd_info(args: argparse.Namespace) -> None:
-    from .model import load
-
-    model = load(args.model)
-    c = model.config
-    rows = {
-        "model": str(model.model_dir),
-        "architecture": c.model_type,
-        "layers": c.num_hidden_layers,
-        "hidden size": c.hidden_size,
-        "attention heads": c.num_attention_heads,
-        "intermediate size": c.intermediate_size,
-        "parameters": f"{model.weights.num_parameters():,}",
-        "max_seq_length": c.max_seq_length,
-        "pooling": "+".join(c.pooling_modes),
-        "embedding dimension": c.embedding_dim,
-        "normalized": "yes" if c.normalize else "no",
-        "score function": f"{c.similarity_fn_name} (util.{SCORE_FUNCTIONS[c.similarity_fn_name]})",
-    }
+def _print_rows(rows: dict[str, object]) -> None:
     width = max(map(len, rows))
     for name, value in rows.items():
         print(f"{name:<{width}}  {value}")
+
+
+def _print_model_table() -> None:
+    from .models import KNOWN_MODELS
+
+    columns = "{:<32} {:<12} {:>6} {:>6}  {:<7}  {:<10}  {}"
+    print(
+        columns.format(
+            "model (sentence-transformers/…)", "architecture", "layers", "hidden", "pooling", "normalized", "score"
+        )
+    )
+    for m in KNOWN_MODELS.values():
+        normalized = "yes" if m.normalized else "no"
+        print(columns.format(m.name, m.architecture, m.layers, m.hidden_size, m.pooling, normalized, m.score))
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from .model import load
+
+    if args.list:
+        _print_model_table()
+        return
+    model = load(args.model)
+    c = model.config
+    dense = [f"{d.in_features}→{d.out_features} {d.activation}" for d in c.dense_layers]
+    _print_rows(
+        {
+            "model": str(model.model_dir),
+            "known as": f"sentence-transformers/{model.known_model.name}" if model.known_model else "-",
+            "architecture": c.model_type,
+            "layers": c.num_hidden_layers,
+            "hidden size": c.hidden_size,
+            "attention heads": c.num_attention_heads,
+            "intermediate size": c.intermediate_size,
+            "parameters": f"{model.weights.num_parameters():,}",
+            "max_seq_length": c.max_seq_length,
+            "pooling": "+".join(c.pooling_modes),
+            "dense layers": ", ".join(dense) or "none",
+            "embedding dimension": c.embedding_dim,
+            "normalized": "yes" if c.normalize else "no",
+            "score function": f"{model.similarity_fn_name} (util.{SCORE_FUNCTIONS[model.similarity_fn_name]})",
+        }
+    )
 
 
 def cmd_download(args: argparse.Namespace) -> None:
@@ -151,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("queries", nargs="+", metavar="QUERY")
     search.set_defaults(run=cmd_search)
 
-    info = with_model(sub.add_parser("info", help="describe a model"))
+    info = with_model(sub.add_parser("info", help="describe a model (or --list the models minibert is made for)"))
+    info.add_argument("--list", action="store_true", help="print the MS MARCO / multi-qa model table")
     info.set_defaults(run=cmd_info)
 
     fetch = sub.add_parser("download", help="fetch a model into minibert's cache (MINIBERT_HOME)")

@@ -2,8 +2,14 @@
 
 Reads a sentence-transformers model directory once — ``config.json`` (the transformer),
 ``modules.json`` (the module pipeline), ``sentence_bert_config.json`` (max_seq_length,
-do_lower_case), ``N_Pooling/config.json`` (pooling modes) and the presence of a Normalize module —
+do_lower_case), ``N_Pooling/config.json`` (pooling modes), ``N_Dense/config.json`` (dense layers),
+the presence of a Normalize module and ``config_sentence_transformers.json`` (score function) —
 and folds it into the frozen :class:`ModelConfig`. Nothing downstream re-reads JSON.
+
+BERT, DistilBERT and MPNet differ in how they name config keys (mapped here onto BERT's names) and
+in three pieces of math, which become flags rather than architecture checks in the forward pass:
+token-type embeddings (BERT only), RoBERTa-style position ids (MPNet) and a relative-position
+attention bias (MPNet).
 
 Follows sentence-transformers' own loading rules (``SentenceTransformer._load_sbert_model``,
 ``Transformer``, ``Pooling``): a directory without ``modules.json`` is a plain transformers model,
@@ -19,8 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelLoadError, UnsupportedModelError
-
-SUPPORTED_ARCHITECTURES = ("bert",)
 
 # sentence-transformers' legacy boolean pooling keys, in its concatenation order.
 _LEGACY_POOLING_KEYS = {
@@ -45,16 +49,19 @@ class ModelConfig:
     num_hidden_layers: int
     num_attention_heads: int
     intermediate_size: int
-    hidden_act: str
+    hidden_act: str  # "gelu" (exact, erf) or "relu"
     layer_norm_eps: float
     max_position_embeddings: int
-    type_vocab_size: int
+    type_vocab_size: int  # 0: the architecture has no token-type embeddings (DistilBERT, MPNet)
     pad_token_id: int
+    position_padding_idx: int | None  # set: RoBERTa-style position ids from the input ids (MPNet)
+    relative_attention_num_buckets: int  # > 0: a shared relative-position attention bias (MPNet)
     max_seq_length: int
     do_lower_case: bool
     pooling_modes: tuple[str, ...]
+    dense_layers: tuple[DenseConfig, ...]
     normalize: bool
-    similarity_fn_name: str
+    similarity_fn_name: str | None  # as config_sentence_transformers.json declares it, if it does
 
     @property
     def head_dim(self) -> int:
@@ -62,8 +69,8 @@ class ModelConfig:
 
     @property
     def embedding_dim(self) -> int:
-        """Width of the sentence embedding: the pooling modes concatenate hidden-size vectors."""
-        return self.hidden_size * len(self.pooling_modes)
+        """Width of the sentence embedding: the last Dense layer's, else the pooling modes' concatenation."""
+        return self.dense_layers[-1].out_features if self.dense_layers else self.hidden_size * len(self.pooling_modes)
 
 
 def read_json(path: Path) -> Any:
@@ -93,42 +100,91 @@ def _positive_int(cfg: dict[str, Any], key: str, path: Path, default: int | None
     return value
 
 
+@dataclass(frozen=True)
+class _Architecture:
+    """How one architecture spells its config, and the math in which it differs from BERT (as flags)."""
+
+    keys: dict[str, str]  # canonical field -> this architecture's config.json key
+    token_type_embeddings: bool
+    position_padding_idx: int | None  # RoBERTa-style positions, counted from padding_idx + 1
+    relative_attention_bias: bool  # MPNet's shared, bucketed relative-position bias
+    layer_norm_eps: float | None = None  # fixed by the architecture instead of read from config.json
+
+
+_BERT_KEYS = {
+    "hidden_size": "hidden_size",
+    "num_hidden_layers": "num_hidden_layers",
+    "num_attention_heads": "num_attention_heads",
+    "intermediate_size": "intermediate_size",
+    "hidden_act": "hidden_act",
+}
+ARCHITECTURES = {
+    "bert": _Architecture(
+        _BERT_KEYS, token_type_embeddings=True, position_padding_idx=None, relative_attention_bias=False
+    ),
+    "distilbert": _Architecture(
+        {
+            "hidden_size": "dim",
+            "num_hidden_layers": "n_layers",
+            "num_attention_heads": "n_heads",
+            "intermediate_size": "hidden_dim",
+            "hidden_act": "activation",
+        },
+        token_type_embeddings=False,
+        position_padding_idx=None,
+        relative_attention_bias=False,
+        layer_norm_eps=1e-12,
+    ),
+    # transformers' MPNetEmbeddings hard-codes padding_idx = 1 for its position ids.
+    "mpnet": _Architecture(
+        _BERT_KEYS, token_type_embeddings=False, position_padding_idx=1, relative_attention_bias=True
+    ),
+}
+ACTIVATIONS = ("gelu", "relu")
+
+
 def _transformer_fields(path: Path) -> dict[str, Any]:
-    """The transformer's hyper-parameters from config.json, validated."""
+    """The transformer's hyper-parameters from config.json, validated and under canonical names."""
     cfg = _require_object(read_json(path), path)
     model_type = cfg.get("model_type")
-    if model_type not in SUPPORTED_ARCHITECTURES:
+    arch = ARCHITECTURES.get(model_type)
+    if arch is None:
         raise UnsupportedModelError(
-            f"{path}: model_type {model_type!r} is not supported; minibert supports "
-            f"{', '.join(SUPPORTED_ARCHITECTURES)}"
+            f"{path}: model_type {model_type!r} is not supported; minibert supports {', '.join(ARCHITECTURES)}"
         )
-    hidden_size = _positive_int(cfg, "hidden_size", path)
-    heads = _positive_int(cfg, "num_attention_heads", path)
-    if hidden_size % heads:
-        raise ModelLoadError(f"{path}: hidden_size {hidden_size} is not divisible by num_attention_heads {heads}")
-    hidden_act = cfg.get("hidden_act", "gelu")
-    if hidden_act != "gelu":
-        raise UnsupportedModelError(f"{path}: hidden_act {hidden_act!r} is not supported (only 'gelu')")
+    fields: dict[str, Any] = {
+        name: _positive_int(cfg, key, path) for name, key in arch.keys.items() if name != "hidden_act"
+    }
+    if fields["hidden_size"] % fields["num_attention_heads"]:
+        raise ModelLoadError(
+            f"{path}: {arch.keys['hidden_size']} {fields['hidden_size']} is not divisible by "
+            f"{arch.keys['num_attention_heads']} {fields['num_attention_heads']}"
+        )
+    hidden_act = cfg.get(arch.keys["hidden_act"], "gelu")
+    if hidden_act not in ACTIVATIONS:
+        raise UnsupportedModelError(
+            f"{path}: {arch.keys['hidden_act']} {hidden_act!r} is not supported ({' or '.join(ACTIVATIONS)})"
+        )
     position_type = cfg.get("position_embedding_type", "absolute")
     if position_type != "absolute":
         raise UnsupportedModelError(
             f"{path}: position_embedding_type {position_type!r} is not supported (only 'absolute')"
         )
-    eps = cfg.get("layer_norm_eps", 1e-12)
+    eps = arch.layer_norm_eps or cfg.get("layer_norm_eps", 1e-12)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         raise ModelLoadError(f"{path}: 'layer_norm_eps' must be a positive number, found {eps!r}")
+    buckets = _positive_int(cfg, "relative_attention_num_buckets", path, 32) if arch.relative_attention_bias else 0
     return {
+        **fields,
         "model_type": model_type,
         "vocab_size": _positive_int(cfg, "vocab_size", path),
-        "hidden_size": hidden_size,
-        "num_hidden_layers": _positive_int(cfg, "num_hidden_layers", path),
-        "num_attention_heads": heads,
-        "intermediate_size": _positive_int(cfg, "intermediate_size", path),
         "hidden_act": hidden_act,
         "layer_norm_eps": float(eps),
         "max_position_embeddings": _positive_int(cfg, "max_position_embeddings", path),
-        "type_vocab_size": _positive_int(cfg, "type_vocab_size", path, default=2),
+        "type_vocab_size": _positive_int(cfg, "type_vocab_size", path, 2) if arch.token_type_embeddings else 0,
         "pad_token_id": cfg.get("pad_token_id") or 0,
+        "position_padding_idx": arch.position_padding_idx,
+        "relative_attention_num_buckets": buckets,
     }
 
 
@@ -151,15 +207,55 @@ def _pooling_modes(path: Path) -> tuple[str, ...]:
     return modes
 
 
-def _pipeline(model_dir: Path) -> tuple[tuple[str, ...], bool]:
-    """(pooling modes, normalize) from modules.json; plain transformers dirs get mean pooling."""
+# sentence-transformers' Dense activations (torch.nn module class names) that minibert implements.
+DENSE_ACTIVATIONS = {"Tanh": "tanh", "Identity": "identity", "ReLU": "relu", "Sigmoid": "sigmoid", "GELU": "gelu"}
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """A sentence-transformers Dense module: activation(x W + b) [+ x or x R], weights in its own directory."""
+
+    path: Path
+    in_features: int
+    out_features: int
+    bias: bool
+    activation: str  # a value of DENSE_ACTIVATIONS
+    use_residual: bool
+
+
+def _dense_config(module_dir: Path, in_features: int) -> DenseConfig:
+    path = module_dir / "config.json"
+    cfg = _require_object(read_json(path), path)
+    declared_in = _positive_int(cfg, "in_features", path)
+    if declared_in != in_features:
+        raise ModelLoadError(f"{path}: in_features is {declared_in}, but the module before it outputs {in_features}")
+    activation_path = cfg.get("activation_function") or "torch.nn.modules.activation.Tanh"  # its default
+    activation = DENSE_ACTIVATIONS.get(str(activation_path).rsplit(".", 1)[-1])
+    if activation is None or not str(activation_path).startswith("torch."):
+        raise UnsupportedModelError(
+            f"{path}: activation_function {activation_path!r} is not supported; "
+            f"minibert implements torch.nn {', '.join(DENSE_ACTIVATIONS)}"
+        )
+    return DenseConfig(
+        path=module_dir,
+        in_features=declared_in,
+        out_features=_positive_int(cfg, "out_features", path),
+        bias=bool(cfg.get("bias", True)),
+        activation=activation,
+        use_residual=bool(cfg.get("use_residual", False)),
+    )
+
+
+def _pipeline(model_dir: Path, hidden_size: int) -> tuple[tuple[str, ...], tuple[DenseConfig, ...], bool]:
+    """(pooling modes, dense layers, normalize) from modules.json; plain transformers dirs get mean pooling."""
     modules_path = model_dir / "modules.json"
     if not modules_path.exists():
-        return ("mean",), False
+        return ("mean",), (), False
     modules = read_json(modules_path)
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
         raise ModelLoadError(f"{modules_path}: expected a JSON list of module objects")
     pooling: tuple[str, ...] | None = None
+    dense: list[DenseConfig] = []
     normalize = False
     for index, module in enumerate(modules):
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
@@ -168,19 +264,22 @@ def _pipeline(model_dir: Path) -> tuple[tuple[str, ...], bool]:
             continue
         if kind == "Pooling" and pooling is None:
             pooling = _pooling_modes(subdir / "config.json")
-        elif kind == "Normalize" and pooling is not None:
+        elif kind == "Dense" and pooling is not None and not normalize:
+            width = dense[-1].out_features if dense else hidden_size * len(pooling)
+            dense.append(_dense_config(subdir, width))
+        elif kind == "Normalize" and pooling is not None and not normalize:
             normalize = True
         else:
             raise UnsupportedModelError(
-                f"{modules_path}: module {index} of type {module.get('type')!r} is not supported here; "
-                "minibert runs Transformer → Pooling → [Normalize]"
+                f"{modules_path}: module {index} of type {module.get('type')!r} is not supported there; "
+                "minibert runs Transformer → Pooling → Dense* → [Normalize]"
             )
     if pooling is None:
         raise UnsupportedModelError(f"{modules_path}: no Pooling module; minibert needs one")
-    return pooling, normalize
+    return pooling, tuple(dense), normalize
 
 
-def _sentence_bert_fields(model_dir: Path, max_position_embeddings: int) -> tuple[int, bool]:
+def _sentence_bert_fields(model_dir: Path, max_positions: int) -> tuple[int, bool]:
     """(max_seq_length, do_lower_case) as sentence-transformers derives them."""
     st_path = model_dir / "sentence_bert_config.json"
     st_cfg = _require_object(read_json(st_path), st_path) if st_path.exists() else {}
@@ -188,22 +287,22 @@ def _sentence_bert_fields(model_dir: Path, max_position_embeddings: int) -> tupl
     if max_seq_length is None:
         tok_path = model_dir / "tokenizer_config.json"
         tok_cfg = _require_object(read_json(tok_path), tok_path) if tok_path.exists() else {}
-        model_max = tok_cfg.get("model_max_length", max_position_embeddings)
-        max_seq_length = min(int(model_max), max_position_embeddings)
+        model_max = tok_cfg.get("model_max_length", max_positions)
+        max_seq_length = min(int(model_max), max_positions)
     elif isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or max_seq_length < 2:
         raise ModelLoadError(f"{st_path}: 'max_seq_length' must be an integer ≥ 2, found {max_seq_length!r}")
     do_lower_case = st_cfg.get("do_lower_case", False)
     if not isinstance(do_lower_case, bool):
         raise ModelLoadError(f"{st_path}: 'do_lower_case' must be true or false, found {do_lower_case!r}")
-    return min(max_seq_length, max_position_embeddings), do_lower_case
+    return min(max_seq_length, max_positions), do_lower_case
 
 
-def _similarity_fn_name(model_dir: Path) -> str:
-    """The score function the model was trained for, as sentence-transformers records it (default cosine)."""
+def _similarity_fn_name(model_dir: Path) -> str | None:
+    """The score function the model was trained for, when config_sentence_transformers.json records it."""
     path = model_dir / "config_sentence_transformers.json"
     cfg = _require_object(read_json(path), path) if path.exists() else {}
-    name = cfg.get("similarity_fn_name") or "cosine"
-    if name not in ("cosine", "dot"):
+    name = cfg.get("similarity_fn_name")
+    if name not in (None, "cosine", "dot"):
         raise UnsupportedModelError(f"{path}: similarity_fn_name {name!r} is not supported (cosine or dot)")
     return name
 
@@ -214,13 +313,16 @@ def load_config(model_dir: str | Path) -> ModelConfig:
     if not model_dir.is_dir():
         raise ModelLoadError(f"{model_dir}: not a directory")
     fields = _transformer_fields(model_dir / "config.json")
-    pooling_modes, normalize = _pipeline(model_dir)
-    max_seq_length, do_lower_case = _sentence_bert_fields(model_dir, fields["max_position_embeddings"])
+    pooling_modes, dense_layers, normalize = _pipeline(model_dir, fields["hidden_size"])
+    padding_idx = fields["position_padding_idx"]
+    max_positions = fields["max_position_embeddings"] - (0 if padding_idx is None else padding_idx + 1)
+    max_seq_length, do_lower_case = _sentence_bert_fields(model_dir, max_positions)
     return ModelConfig(
         model_dir=model_dir,
         max_seq_length=max_seq_length,
         do_lower_case=do_lower_case,
         pooling_modes=pooling_modes,
+        dense_layers=dense_layers,
         normalize=normalize,
         similarity_fn_name=_similarity_fn_name(model_dir),
         **fields,

@@ -1,13 +1,16 @@
 """The BERT encoder forward pass in pure NumPy, read top to bottom like the paper.
 
 Follows HF ``modeling_bert.py`` (and keeps its names for intermediate values: ``attention_scores``,
-``attention_probs``, ``context_layer``…) in eval mode: no dropout, absolute position embeddings,
-post-LayerNorm residual blocks, exact erf GELU. Differs in layout only: the weights come from the
-canonical tree in :mod:`minibert.weights` (Q, K, V fused into one pre-transposed matrix), so every
-projection is ``x @ W + b``. float32 throughout; only :func:`erf` works in float64 internally.
+``attention_probs``, ``context_layer``…) in eval mode: no dropout, post-LayerNorm residual blocks,
+exact erf GELU. DistilBERT (``modeling_distilbert.py``) is the same math without token types; MPNet
+(``modeling_mpnet.py``) adds RoBERTa-style position ids and a relative-position bias shared by all
+layers — both switched on by config flags, not by architecture name. Differs in layout only: the
+weights come from the canonical tree in :mod:`minibert.weights` (Q, K, V fused into one pre-transposed
+matrix), so every projection is ``x @ W + b``. float32 throughout; only :func:`erf` works in float64
+internally.
 
 Shape letters: B = batch, T = sequence length (padded), C = hidden size, H = attention heads,
-D = head size (C / H), F = intermediate (FFN) size.
+D = head size (C / H), F = intermediate (FFN) size, NB = relative-position buckets.
 """
 
 from __future__ import annotations
@@ -69,20 +72,67 @@ def softmax(x: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def embeddings(input_ids: np.ndarray, token_type_ids: np.ndarray, w: Weights, eps: float) -> np.ndarray:
-    """word + position + token-type embeddings, then LayerNorm: [B, T] ids -> [B, T, C]."""
-    T = input_ids.shape[1]
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, np.float32(0))
+
+
+ACTIVATIONS = {"gelu": gelu, "relu": relu}
+
+
+def position_ids(input_ids: np.ndarray, padding_idx: int | None) -> np.ndarray:
+    """Absolute positions 0..T-1, or RoBERTa-style (MPNet): real tokens count from padding_idx + 1,
+    tokens equal to padding_idx get padding_idx. [B, T] -> [B, T] (or [T] for absolute)."""
+    if padding_idx is None:
+        return np.arange(input_ids.shape[1])  # [T]
+    real = input_ids != padding_idx  # [B, T]
+    return np.cumsum(real, axis=1) * real + padding_idx  # [B, T]
+
+
+def embeddings(input_ids: np.ndarray, token_type_ids: np.ndarray, w: Weights, cfg: ModelConfig) -> np.ndarray:
+    """word + position (+ token-type) embeddings, then LayerNorm: [B, T] ids -> [B, T, C]."""
     inputs_embeds = w.word_embeddings[input_ids]  # [B, T, C]
-    position_embeddings = w.position_embeddings[:T]  # [T, C]
-    token_type_embeddings = w.token_type_embeddings[token_type_ids]  # [B, T, C]
-    hidden_states = inputs_embeds + position_embeddings + token_type_embeddings  # [B, T, C]
-    return layer_norm(hidden_states, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, eps)
+    position_embeddings = w.position_embeddings[position_ids(input_ids, cfg.position_padding_idx)]  # [(B,) T, C]
+    hidden_states = inputs_embeds + position_embeddings  # [B, T, C]
+    if w.token_type_embeddings is not None:
+        hidden_states = hidden_states + w.token_type_embeddings[token_type_ids]  # + [B, T, C]
+    return layer_norm(hidden_states, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps)
 
 
-def attention_bias(attention_mask: np.ndarray) -> np.ndarray:
+def padding_bias(attention_mask: np.ndarray) -> np.ndarray:
     """HF's extended mask: 0 where a key is real, float32 min where it is padding: [B, T] -> [B, 1, 1, T]."""
     blocked = 1.0 - attention_mask[:, None, None, :].astype(np.float32)  # [B, 1, 1, T]
     return blocked * np.finfo(np.float32).min
+
+
+def relative_position_bucket(relative_position: np.ndarray, num_buckets: int, max_distance: int) -> np.ndarray:
+    """MPNet's (T5's bidirectional) buckets: half the buckets per direction, exact below num_buckets / 4,
+    log-spaced up to max_distance, clamped beyond. Int array in, same shape out."""
+    half = num_buckets // 2
+    max_exact = half // 2
+    n = -relative_position
+    bucket = (n < 0) * half  # keys after the query use the upper half
+    n = np.abs(n)
+    # float32, as the reference computes it, so the bucket boundaries agree exactly
+    log_ratio = np.log(np.maximum(n, 1).astype(np.float32) / np.float32(max_exact))
+    scaled = log_ratio / np.float32(math.log(max_distance / max_exact)) * np.float32(half - max_exact)
+    large = np.minimum(max_exact + scaled.astype(np.int64), half - 1)
+    return bucket + np.where(n < max_exact, n, large)
+
+
+def position_bias(T: int, relative_attention_bias: np.ndarray) -> np.ndarray:
+    """The bias every layer adds to its attention scores: [NB, H] table -> [1, H, T, T]."""
+    positions = np.arange(T)
+    relative_position = positions[None, :] - positions[:, None]  # [T, T]: key - query
+    buckets = relative_position_bucket(relative_position, relative_attention_bias.shape[0], max_distance=128)
+    return relative_attention_bias[buckets].transpose(2, 0, 1)[None]  # [T, T, H] -> [1, H, T, T]
+
+
+def attention_bias(attention_mask: np.ndarray, w: Weights) -> np.ndarray:
+    """Everything added to the scaled scores: padding mask (+ MPNet's position bias): [B, 1 or H, T, T]."""
+    bias = padding_bias(attention_mask)  # [B, 1, 1, T]
+    if w.relative_attention_bias is not None:
+        bias = bias + position_bias(attention_mask.shape[1], w.relative_attention_bias)  # [B, H, T, T]
+    return bias
 
 
 def self_attention(hidden_states: np.ndarray, bias: np.ndarray, layer: EncoderLayer, H: int) -> np.ndarray:
@@ -92,7 +142,7 @@ def self_attention(hidden_states: np.ndarray, bias: np.ndarray, layer: EncoderLa
     mixed_qkv = hidden_states @ layer.qkv_weight + layer.qkv_bias  # [B, T, C] -> [B, T, 3C]
     query, key, value = mixed_qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4)  # 3 × [B, H, T, D]
     attention_scores = query @ key.transpose(0, 1, 3, 2)  # [B, H, T, D] @ [B, H, D, T] -> [B, H, T, T]
-    attention_scores = attention_scores / np.float32(math.sqrt(D)) + bias  # + [B, 1, 1, T]
+    attention_scores = attention_scores / np.float32(math.sqrt(D)) + bias  # + [B, 1 or H, 1 or T, T]
     attention_probs = softmax(attention_scores)  # [B, H, T, T]
     context_layer = attention_probs @ value  # [B, H, T, T] @ [B, H, T, D] -> [B, H, T, D]
     return context_layer.transpose(0, 2, 1, 3).reshape(B, T, C)  # [B, T, H, D] -> [B, T, C]
@@ -106,7 +156,10 @@ def encoder_layer(hidden_states: np.ndarray, bias: np.ndarray, layer: EncoderLay
     attention_output = layer_norm(
         attention_output + hidden_states, layer.attention_layernorm_weight, layer.attention_layernorm_bias, eps
     )  # [B, T, C]
-    intermediate_output = gelu(attention_output @ layer.intermediate_weight + layer.intermediate_bias)  # [B, T, F]
+    activation = ACTIVATIONS[cfg.hidden_act]
+    intermediate_output = activation(
+        attention_output @ layer.intermediate_weight + layer.intermediate_bias
+    )  # [B, T, F]
     layer_output = intermediate_output @ layer.output_weight + layer.output_bias  # [B, T, F] -> [B, T, C]
     return layer_norm(
         layer_output + attention_output, layer.output_layernorm_weight, layer.output_layernorm_bias, eps
@@ -117,8 +170,8 @@ def forward(
     input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray, w: Weights, cfg: ModelConfig
 ) -> np.ndarray:
     """The encoder: ids, mask, token types [B, T] -> last_hidden_state [B, T, C] (float32)."""
-    hidden_states = embeddings(input_ids, token_type_ids, w, cfg.layer_norm_eps)  # [B, T, C]
-    bias = attention_bias(attention_mask)  # [B, 1, 1, T]
+    hidden_states = embeddings(input_ids, token_type_ids, w, cfg)  # [B, T, C]
+    bias = attention_bias(attention_mask, w)  # [B, 1 or H, T, T]
     for layer in w.layers:
         hidden_states = encoder_layer(hidden_states, bias, layer, cfg)  # [B, T, C]
     return hidden_states

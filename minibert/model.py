@@ -1,9 +1,10 @@
 """``SentenceTransformer``: the drop-in encoder for the common sentence-transformers subset.
 
 Follows ``sentence_transformers.SentenceTransformer.encode``: inputs sorted by length (characters,
-longest first) and cut into batches, each batch tokenized, run through the encoder, pooled and —
-when the directory has a Normalize module — normalized; then ``truncate_dim`` cuts the embedding,
-``normalize_embeddings`` normalizes it, and the original order is restored.
+longest first) and cut into batches, each batch tokenized, run through the encoder, pooled, passed
+through the directory's Dense modules and — when it has a Normalize module — normalized; then
+``truncate_dim`` cuts the embedding, ``normalize_embeddings`` normalizes it, and the original order
+is restored.
 
 Differs where sentence-transformers is loose: ``encode([])`` returns a ``[0, d]`` array (not a
 shapeless one), a non-string item is a ``TypeError`` that names its index, and only ``device="cpu"``
@@ -22,7 +23,8 @@ from .config import ModelConfig, load_config
 from .errors import InputError, InputTypeError
 from .forward import forward
 from .hub import DEFAULT_MODEL, resolve_model_dir
-from .pooling import normalize, pool
+from .models import find_known_model
+from .pooling import dense, normalize, pool
 from .progress import progress, should_show
 from .tokenizer import Batch, BatchTokenizer
 from .weights import load_weights
@@ -68,7 +70,9 @@ class SentenceTransformer:
     def __init__(self, model_name_or_path: str | os.PathLike | None = None, device: str | None = "cpu") -> None:
         if device not in (None, "cpu"):
             raise InputError(f"device={device!r} is not available in the NumPy backend; use device='cpu'")
-        self.model_dir: Path = resolve_model_dir(model_name_or_path or DEFAULT_MODEL)
+        name = model_name_or_path or DEFAULT_MODEL
+        self.model_dir: Path = resolve_model_dir(name)
+        self.known_model = find_known_model(name if isinstance(name, str) else None, self.model_dir)
         self.config: ModelConfig = load_config(self.model_dir)
         self.tokenizer = BatchTokenizer(self.config)
         self.weights = load_weights(self.config)
@@ -85,6 +89,14 @@ class SentenceTransformer:
         """Inputs longer than this many tokens (special tokens included) are truncated."""
         return self.tokenizer.max_seq_length
 
+    @property
+    def similarity_fn_name(self) -> str:
+        """``"cosine"`` or ``"dot"``: what the directory declares, else minibert's model table, else cosine
+        (sentence-transformers' default)."""
+        if self.config.similarity_fn_name:
+            return self.config.similarity_fn_name
+        return self.known_model.score if self.known_model else "cosine"
+
     def get_sentence_embedding_dimension(self) -> int:
         return self.config.embedding_dim
 
@@ -98,8 +110,10 @@ class SentenceTransformer:
         last_hidden_state = forward(
             batch.input_ids, batch.attention_mask, batch.token_type_ids, self.weights, self.config
         )  # [B, T, C]
-        embeddings = pool(last_hidden_state, batch.attention_mask, self.config.pooling_modes)  # [B, d]
-        return normalize(embeddings) if self.config.normalize else embeddings
+        embeddings = pool(last_hidden_state, batch.attention_mask, self.config.pooling_modes)  # [B, C · modes]
+        for layer, layer_config in zip(self.weights.dense, self.config.dense_layers, strict=True):
+            embeddings = dense(embeddings, layer, layer_config)  # [B, I] -> [B, O]
+        return normalize(embeddings) if self.config.normalize else embeddings  # [B, d]
 
     def encode(
         self,

@@ -1,17 +1,30 @@
-"""Pooling token embeddings into sentence embeddings, and L2 normalization.
+"""The sentence-transformers modules after the transformer: Pooling, Dense, Normalize.
 
 Follows sentence-transformers' ``Pooling`` module on right-padded batches: each mode gives a
 [B, C] vector and several modes concatenate in the order the config lists them. Mean pooling
 divides by the token count clamped at 1e-9 (sentence-transformers' guard), max pooling ignores
 padding, weightedmean weights token t (1-based) by t, lasttoken takes the last real token.
+``dense`` follows ``Dense``: activation(x W + b), plus x (or x R) when ``use_residual``.
 ``normalize`` follows ``torch.nn.functional.normalize`` (norm clamped at 1e-12).
 
-Shape letters: B = batch, T = sequence length, C = hidden size.
+Shape letters: B = batch, T = sequence length, C = hidden size, I / O = a Dense layer's in / out width.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .config import DenseConfig
+from .forward import gelu, relu
+from .weights import DenseLayer
+
+DENSE_ACTIVATIONS = {
+    "tanh": np.tanh,
+    "identity": lambda x: x,
+    "relu": relu,
+    "sigmoid": lambda x: (1 / (1 + np.exp(-x))).astype(np.float32),
+    "gelu": gelu,
+}
 
 
 def _mean_parts(token_embeddings: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,6 +62,17 @@ def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, modes: tuple[
     """All configured modes, concatenated: [B, T, C] -> [B, C · len(modes)] float32."""
     vectors = [pool_one(mode, token_embeddings, attention_mask) for mode in modes]
     return np.concatenate(vectors, axis=-1).astype(np.float32, copy=False)
+
+
+def dense(embeddings: np.ndarray, layer: DenseLayer, cfg: DenseConfig) -> np.ndarray:
+    """One Dense module: [B, I] -> [B, O] float32."""
+    projected = embeddings @ layer.weight  # [B, I] @ [I, O] -> [B, O]
+    if layer.bias is not None:
+        projected = projected + layer.bias
+    out = DENSE_ACTIVATIONS[cfg.activation](projected)  # [B, O]
+    if cfg.use_residual:
+        out = out + (embeddings if layer.residual_weight is None else embeddings @ layer.residual_weight)
+    return out.astype(np.float32, copy=False)
 
 
 def normalize(embeddings: np.ndarray) -> np.ndarray:
