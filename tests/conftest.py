@@ -26,6 +26,7 @@ TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "spec
 # Sizes of the random-init BERT models (vocab stays 30522 so the real tokenizer fits).
 BERT_SHAPES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37),
+    "minilm-l6": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
     "minilm-l12": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536),
     "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
 }
@@ -94,24 +95,49 @@ def legacy_pooling(mode: str, width: int) -> dict:
     return {"word_embedding_dimension": width, **{key: m == mode for m, key in keys.items()}}
 
 
-@pytest.fixture(scope="session")
-def make_bert_dir(tmp_path_factory, real_model_dir):
-    """Factory: a seeded random-init BertModel saved as a sentence-transformers directory."""
+def build_bert_dir(
+    base_dir: Path,
+    shape: str,
+    tokenizer_dir: Path,
+    *,
+    pooling: dict | None = None,
+    normalize: bool = False,
+    max_seq_length: int = 128,
+    seed: int = 1,
+) -> Path:
+    """A seeded random-init BertModel saved as a sentence-transformers directory under ``base_dir``."""
+    import tempfile
+
     import torch
     from transformers import BertConfig, BertModel
 
+    pooling = pooling or legacy_pooling("mean", BERT_SHAPES[shape]["hidden_size"])
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=30522, max_position_embeddings=512, **BERT_SHAPES[shape])
+    model_dir = Path(tempfile.mkdtemp(prefix=f"bert-{shape}-", dir=base_dir))
+    BertModel(config).eval().save_pretrained(model_dir, safe_serialization=True)
+    write_st_dir(model_dir, tokenizer_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def make_bert_dir(tmp_path_factory, real_model_dir):
+    """Factory: a seeded random-init BertModel saved as a sentence-transformers directory (cached per arguments)."""
     cache: dict[tuple, Path] = {}
+    base_dir = tmp_path_factory.mktemp("bert")
 
     def make(shape: str, *, pooling: dict | None = None, normalize: bool = False, max_seq_length: int = 128) -> Path:
-        pooling = pooling or legacy_pooling("mean", BERT_SHAPES[shape]["hidden_size"])
         key = (shape, json.dumps(pooling, sort_keys=True), normalize, max_seq_length)
         if key not in cache:
-            torch.manual_seed(len(cache) + 1)
-            config = BertConfig(vocab_size=30522, max_position_embeddings=512, **BERT_SHAPES[shape])
-            model_dir = tmp_path_factory.mktemp(f"bert-{shape}")
-            BertModel(config).eval().save_pretrained(model_dir, safe_serialization=True)
-            write_st_dir(model_dir, real_model_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
-            cache[key] = model_dir
+            cache[key] = build_bert_dir(
+                base_dir,
+                shape,
+                real_model_dir,
+                pooling=pooling,
+                normalize=normalize,
+                max_seq_length=max_seq_length,
+                seed=len(cache) + 1,
+            )
         return cache[key]
 
     return make

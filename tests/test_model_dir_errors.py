@@ -95,7 +95,9 @@ def test_zero_layers(tiny):
 
 def test_unknown_architecture_lists_what_is_supported(tiny):
     (tiny / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_embd": 32, "n_layer": 2}))
-    with pytest.raises(UnsupportedModelError, match=r"'gpt2' is not supported; minibert supports bert"):
+    with pytest.raises(
+        UnsupportedModelError, match=r"'gpt2' is not supported; minibert supports bert, distilbert, mpnet"
+    ):
         minibert.SentenceTransformer(tiny)
 
 

@@ -1,0 +1,207 @@
+"""DistilBERT, MPNet and BERT at the sizes and pooling configurations of the MS MARCO / multi-qa table.
+
+Random-init models (transformers, seeded) saved as sentence-transformers directories; minibert's
+hidden states vs the transformers model and its embeddings vs sentence-transformers, on ragged
+batches that include inputs longer than max_seq_length (and, for MPNet, longer than 128 tokens so the
+log-spaced relative-position buckets are used).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+import minibert
+from minibert.forward import forward
+from minibert.models import KNOWN_MODELS
+from tests.arch_fixtures import (  # noqa: F401 (pytest fixtures)
+    DISTILBERT_SHAPES,
+    MPNET_SHAPES,
+    add_dense,
+    make_distilbert_dir,
+    make_mpnet_dir,
+)
+from tests.conftest import BERT_SHAPES, assert_close, legacy_pooling
+from tests.test_parity_random import RAGGED
+
+LONG = "Dense retrieval encodes queries and passages into vectors and ranks passages by similarity. " * 30
+
+
+def _width(shape: dict) -> int:
+    return shape.get("hidden_size") or shape["dim"]
+
+
+SHAPES = {"bert": BERT_SHAPES, "distilbert": DISTILBERT_SHAPES, "mpnet": MPNET_SHAPES}
+
+
+@pytest.fixture(scope="module")
+def make_dir(make_bert_dir, make_distilbert_dir, make_mpnet_dir):  # noqa: F811
+    factories = {"bert": make_bert_dir, "distilbert": make_distilbert_dir, "mpnet": make_mpnet_dir}
+
+    def make(arch: str, shape: str, mode: str = "mean", normalize: bool = False, **kwargs):
+        pooling = legacy_pooling(mode, _width(SHAPES[arch][shape]))
+        return factories[arch](shape, pooling=pooling, normalize=normalize, **kwargs)
+
+    return make
+
+
+def _reference_hidden_states(model_dir, batch):
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(model_dir).eval()
+    inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+    if model.config.model_type == "bert":
+        inputs["token_type_ids"] = batch.token_type_ids
+    with torch.inference_mode():
+        return model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).last_hidden_state.numpy()
+
+
+@pytest.mark.parametrize(
+    "arch, shape",
+    [("distilbert", "tiny"), ("distilbert", "distilbert-base"), ("mpnet", "tiny"), ("mpnet", "mpnet-base")],
+)
+def test_last_hidden_state_matches_transformers(make_dir, arch, shape):
+    model = minibert.SentenceTransformer(make_dir(arch, shape))
+    texts = [*RAGGED, LONG]
+    batch = model.tokenize(texts)
+    lengths = batch.attention_mask.sum(axis=1)
+    assert lengths.max() == model.max_seq_length and len(set(lengths)) > 4  # ragged, truncated
+    if arch == "mpnet":
+        assert model.max_seq_length == 384 and sorted(lengths)[-2] > 128  # several rows past 128 tokens
+    ours = forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
+    ref = _reference_hidden_states(model.model_dir, batch)
+    real = batch.attention_mask.astype(bool)
+    assert_close(ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"{arch} {shape} last_hidden_state")
+
+
+@pytest.mark.parametrize("arch, shape", [("distilbert", "tiny"), ("mpnet", "tiny")])
+def test_token_ids_equal_sentence_transformers(make_dir, arch, shape):
+    from sentence_transformers import SentenceTransformer as Reference
+
+    model_dir = make_dir(arch, shape)
+    texts = [*RAGGED, LONG, "Café ÜBER naïve", "<s> literal </s> tokens <pad> inside", "東京 \u200b test"]
+    features = Reference(str(model_dir), device="cpu").preprocess(texts)
+    batch = minibert.SentenceTransformer(model_dir).tokenize(texts)
+    np.testing.assert_array_equal(batch.input_ids, features["input_ids"].numpy())
+    np.testing.assert_array_equal(batch.attention_mask, features["attention_mask"].numpy())
+
+
+# Every (architecture, size, pooling, normalize) combination the model table uses, at the real size,
+# plus the tiny size of each architecture.
+TABLE_CONFIGS = [
+    ("bert", "minilm-l6", "mean", True),  # all-MiniLM-L6-v2, msmarco-MiniLM-L6-cos-v5, multi-qa-MiniLM-L6-cos-v1
+    ("bert", "minilm-l12", "mean", True),  # msmarco-MiniLM-L12-cos-v5
+    ("bert", "bert-base", "mean", False),  # msmarco-bert-base-dot-v5
+    ("bert", "minilm-l6", "cls", False),  # multi-qa-MiniLM-L6-dot-v1
+    ("distilbert", "distilbert-base", "mean", True),  # msmarco-distilbert-cos-v5, multi-qa-distilbert-cos-v1
+    ("distilbert", "distilbert-base", "mean", False),  # msmarco-distilbert-dot-v5
+    ("distilbert", "distilbert-base", "cls", False),  # msmarco-distilbert-base-tas-b, multi-qa-distilbert-dot-v1
+    ("mpnet", "mpnet-base", "mean", True),  # multi-qa-mpnet-base-cos-v1
+    ("mpnet", "mpnet-base", "cls", False),  # multi-qa-mpnet-base-dot-v1
+    *[(arch, "tiny", mode, norm) for arch in SHAPES for mode in ("mean", "cls") for norm in (False, True)],
+]
+
+
+@pytest.mark.parametrize("arch, shape, mode, normalize", TABLE_CONFIGS)
+def test_embeddings_match_sentence_transformers(make_dir, arch, shape, mode, normalize):
+    from sentence_transformers import SentenceTransformer as Reference
+
+    model_dir = make_dir(arch, shape, mode, normalize)
+    texts = [*RAGGED, LONG]
+    ours = minibert.SentenceTransformer(model_dir).encode(texts, batch_size=4)
+    ref = Reference(str(model_dir), device="cpu").encode(texts, batch_size=4)
+    atol, rtol = (1e-5, 0.0) if normalize else (1e-4, 1e-5)
+    assert_close(ours, ref, atol=atol, rtol=rtol, what=f"{arch} {shape} {mode} normalize={normalize}")
+
+
+def test_every_table_row_is_covered_by_a_tested_configuration():
+    tested = {(arch, mode, norm) for arch, shape, mode, norm in TABLE_CONFIGS if shape != "tiny"}
+    sizes = {(arch, _width(SHAPES[arch][shape])) for arch, shape, *_ in TABLE_CONFIGS}
+    for row in KNOWN_MODELS.values():
+        assert (row.architecture, row.pooling, row.normalized) in tested, row.name
+        assert (row.architecture, row.hidden_size) in sizes, row.name
+
+
+@pytest.mark.parametrize(
+    "arch, activation, normalize",
+    [
+        ("bert", "torch.nn.modules.activation.Tanh", False),
+        ("distilbert", "torch.nn.modules.linear.Identity", True),
+        ("mpnet", "torch.nn.modules.activation.ReLU", False),
+    ],
+)
+def test_dense_module_matches_sentence_transformers(make_dir, arch, activation, normalize):
+    from sentence_transformers import SentenceTransformer as Reference
+
+    model_dir = add_dense(make_dir(arch, "tiny", "mean", normalize), 24, activation)
+    model = minibert.SentenceTransformer(model_dir)
+    assert model.get_sentence_embedding_dimension() == 24 and len(model.config.dense_layers) == 1
+    ours = model.encode(RAGGED, batch_size=4)
+    ref = Reference(str(model_dir), device="cpu").encode(RAGGED, batch_size=4)
+    assert_close(ours, ref, atol=1e-5 if normalize else 1e-4, rtol=0 if normalize else 1e-5, what=f"Dense {activation}")
+
+
+def test_two_dense_modules_chain(make_dir):
+    from sentence_transformers import SentenceTransformer as Reference
+
+    model_dir = add_dense(add_dense(make_dir("bert", "tiny"), 48), 16, "torch.nn.modules.activation.Sigmoid")
+    ours = minibert.SentenceTransformer(model_dir).encode(RAGGED)
+    assert ours.shape == (len(RAGGED), 16)
+    assert_close(ours, Reference(str(model_dir), device="cpu").encode(RAGGED), atol=1e-4, rtol=1e-5, what="Dense×2")
+
+
+def test_dense_with_an_unsupported_activation_is_named(make_dir):
+    model_dir = add_dense(make_dir("bert", "tiny"), 8)
+    dense_config = next(model_dir.glob("*_Dense")) / "config.json"
+    config = json.loads(dense_config.read_text())
+    config["activation_function"] = "mypackage.CustomActivation"
+    dense_config.write_text(json.dumps(config))
+    with pytest.raises(minibert.UnsupportedModelError, match=r"'mypackage\.CustomActivation' is not supported"):
+        minibert.SentenceTransformer(model_dir)
+
+
+def test_dense_whose_in_features_do_not_match_pooling(make_dir):
+    model_dir = add_dense(make_dir("bert", "tiny"), 8)
+    dense_config = next(model_dir.glob("*_Dense")) / "config.json"
+    config = json.loads(dense_config.read_text())
+    config["in_features"] = 99
+    dense_config.write_text(json.dumps(config))
+    with pytest.raises(minibert.ModelLoadError, match="in_features is 99, but the module before it outputs 32"):
+        minibert.SentenceTransformer(model_dir)
+
+
+def test_short_table_name_resolves_from_the_hf_cache_and_reports_its_score_function(make_dir, tmp_path, monkeypatch):
+    snapshot = tmp_path / "hub" / "models--sentence-transformers--msmarco-distilbert-dot-v5" / "snapshots" / "abc123"
+    shutil.copytree(make_dir("distilbert", "tiny"), snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("MINIBERT_HOME", str(tmp_path / "minibert"))
+    model = minibert.load("msmarco-distilbert-dot-v5")
+    assert model.model_dir == snapshot
+    assert model.known_model == KNOWN_MODELS["msmarco-distilbert-dot-v5"]
+    assert model.similarity_fn_name == "dot"
+
+
+def test_declared_similarity_function_wins_over_the_table(make_dir, tmp_path):
+    model_dir = tmp_path / "msmarco-distilbert-dot-v5"
+    shutil.copytree(make_dir("distilbert", "tiny"), model_dir)
+    (model_dir / "config_sentence_transformers.json").write_text(json.dumps({"similarity_fn_name": "cosine"}))
+    assert minibert.SentenceTransformer(model_dir).similarity_fn_name == "cosine"
+    (model_dir / "config_sentence_transformers.json").unlink()
+    assert minibert.SentenceTransformer(model_dir).similarity_fn_name == "dot"  # the table, by directory name
+
+
+def test_mpnet_relative_position_buckets_match_transformers():
+    import torch
+    from transformers.models.mpnet.modeling_mpnet import MPNetEncoder
+
+    from minibert.forward import relative_position_bucket
+
+    relative = np.arange(-1100, 1100)[None, :] - np.arange(0, 600, 7)[:, None]
+    expected = MPNetEncoder.relative_position_bucket(torch.from_numpy(relative)).numpy()
+    np.testing.assert_array_equal(relative_position_bucket(relative, 32, 128), expected)
