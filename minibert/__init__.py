@@ -2,6 +2,7 @@
 
 from . import util
 from .errors import (
+    BackendUnavailableError,
     DownloadError,
     InputError,
     InputTypeError,
@@ -15,6 +16,7 @@ from .model import SentenceTransformer, load
 __version__ = "0.1.0"
 
 __all__ = [
+    "BackendUnavailableError",
     "DownloadError",
     "InputError",
     "InputTypeError",

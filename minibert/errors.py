@@ -37,3 +37,7 @@ class InputError(MinibertError, ValueError):
 
 class InputTypeError(MinibertError, TypeError):
     """An argument to ``encode`` / ``util`` has the wrong type (the message names the offending index)."""
+
+
+class BackendUnavailableError(MinibertError):
+    """The requested backend cannot run here: no CUDA device, or torch / triton not installed (``minibert[gpu]``)."""

@@ -8,7 +8,7 @@ is restored.
 
 Differs where sentence-transformers is loose: ``encode([])`` returns a ``[0, d]`` array (not a
 shapeless one), a non-string item is a ``TypeError`` that names its index, and only ``device="cpu"``
-exists in this backend.
+is the NumPy backend; ``device="cuda"`` selects the Triton backend (:mod:`minibert.gpu`).
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ from .pooling import dense, normalize, pool
 from .progress import progress, should_show
 from .tokenizer import Batch, BatchTokenizer
 from .weights import load_weights
+
+BACKENDS = ("numpy", "triton")
 
 
 def _as_text_list(sentences: str | Iterable[str]) -> tuple[list[str], bool]:
@@ -64,18 +66,40 @@ class SentenceTransformer:
         model_name_or_path: a local directory, a hub id (``org/name``) or a short sentence-transformers
             name (``all-MiniLM-L6-v2``); resolved offline through minibert's and the HF cache first.
             Defaults to all-MiniLM-L6-v2.
-        device: only ``"cpu"``.
+        device: ``"cpu"`` (the NumPy forward) or a CUDA device such as ``"cuda"`` (the Triton backend).
+        dtype: ``"float32"``, or for the Triton backend ``"float16"`` / ``"bfloat16"``.
+        backend: ``"numpy"`` or ``"triton"``; default numpy on CPU, triton on CUDA. ``backend="triton"`` with
+            ``device="cpu"`` runs the kernels in Triton's interpreter (needs ``TRITON_INTERPRET=1``).
     """
 
-    def __init__(self, model_name_or_path: str | os.PathLike | None = None, device: str | None = "cpu") -> None:
-        if device not in (None, "cpu"):
-            raise InputError(f"device={device!r} is not available in the NumPy backend; use device='cpu'")
+    def __init__(
+        self,
+        model_name_or_path: str | os.PathLike | None = None,
+        device: str | None = "cpu",
+        *,
+        dtype: str = "float32",
+        backend: str | None = None,
+    ) -> None:
+        backend = backend or ("numpy" if device in (None, "cpu") else "triton")
+        if backend not in BACKENDS:
+            raise InputError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
+        if backend == "numpy" and (device not in (None, "cpu") or dtype != "float32"):
+            raise InputError(
+                f"the NumPy backend runs on device='cpu' in float32 (got device={device!r}, dtype={dtype!r}); "
+                "pass backend='triton' (or a CUDA device) for the Triton kernels"
+            )
         name = model_name_or_path or DEFAULT_MODEL
         self.model_dir: Path = resolve_model_dir(name)
         self.known_model = find_known_model(name if isinstance(name, str) else None, self.model_dir)
         self.config: ModelConfig = load_config(self.model_dir)
         self.tokenizer = BatchTokenizer(self.config)
         self.weights = load_weights(self.config)
+        self.backend = backend
+        self._gpu = None
+        if backend == "triton":
+            from .gpu import GpuEncoder  # torch and triton are imported only on this path
+
+            self._gpu = GpuEncoder(self.config, self.weights, device or "cpu", dtype)
 
     def __repr__(self) -> str:
         c = self.config
@@ -107,6 +131,8 @@ class SentenceTransformer:
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         """texts -> pooled (and, per the model directory, normalized) embeddings [B, d]."""
         batch = self.tokenizer(texts)
+        if self._gpu is not None:
+            return self._gpu.embed(batch)
         last_hidden_state = forward(
             batch.input_ids, batch.attention_mask, batch.token_type_ids, self.weights, self.config
         )  # [B, T, C]
