@@ -11,6 +11,7 @@ sentence-transformers (embeddings), on a ragged batch with inputs past max_seq_l
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import tempfile
@@ -24,6 +25,8 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
+
     import numpy as np
     import sentence_transformers
     import torch

@@ -44,12 +44,14 @@ if TYPE_CHECKING:
 # Sizes of the random-init DistilBERT models (DistilBertConfig's own key names).
 DISTILBERT_SHAPES = {
     "tiny": dict(dim=32, n_layers=2, n_heads=4, hidden_dim=37),
+    "tiny-d32": dict(dim=64, n_layers=2, n_heads=2, hidden_dim=37),
     "distilbert-base": dict(dim=768, n_layers=6, n_heads=12, hidden_dim=3072),
 }
 
 # Sizes of the random-init MPNet models (MPNetConfig's key names).
 MPNET_SHAPES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37),
+    "tiny-d32": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37),
     "mpnet-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
 }
 

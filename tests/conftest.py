@@ -20,12 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("MINIBERT_HOME", str(ROOT / ".cache" / "minibert"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+# Triton kernels run in the interpreter on CPU tensors (no GPU in CI). Set before anything imports triton;
+# run tests/test_gpu_cuda.py with TRITON_INTERPRET=0 on a machine with a GPU.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 # Sizes of the random-init BERT models (vocab stays 30522 so the real tokenizer fits).
 BERT_SHAPES = {
     "tiny": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37),
+    "tiny-d32": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37),
     "minilm-l6": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
     "minilm-l12": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=12, intermediate_size=1536),
     "bert-base": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),

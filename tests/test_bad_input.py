@@ -67,9 +67,22 @@ def test_numpy_array_and_tuple_of_strings_are_accepted(model):
     np.testing.assert_allclose(model.encode(tuple(texts)), expected, atol=1e-6)
 
 
-def test_gpu_device_is_refused_clearly(real_model_dir):
-    with pytest.raises(minibert.InputError, match="device='cpu'"):
+def test_cuda_without_a_gpu_is_refused_clearly(real_model_dir):
+    with pytest.raises(minibert.BackendUnavailableError, match=r"no CUDA GPU.*use device='cpu'"):
         minibert.SentenceTransformer(real_model_dir, device="cuda")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"backend": "onnx"}, "backend='onnx' is not one of numpy, triton"),
+        ({"backend": "numpy", "device": "cuda"}, "the NumPy backend runs on device='cpu'"),
+        ({"dtype": "float16"}, "the NumPy backend runs on device='cpu' in float32"),
+    ],
+)
+def test_bad_backend_arguments(real_model_dir, kwargs, message):
+    with pytest.raises(minibert.InputError, match=message):
+        minibert.SentenceTransformer(real_model_dir, **kwargs)
 
 
 def test_progress_bar_follows_the_flag(model, capsys):
