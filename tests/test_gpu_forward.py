@@ -120,9 +120,10 @@ def test_transformers_still_imports_and_runs_beside_minibert_kernels():
     transformers probes for) stays free, and transformers keeps working with them imported."""
     import importlib.util
 
+    from transformers import BertConfig, BertModel
+
     import minibert.kernels.attention
     import minibert.kernels.pooling  # noqa: F401
-    from transformers import BertConfig, BertModel
 
     spec = importlib.util.find_spec("kernels")
     assert spec is None or "minibert" not in (spec.origin or "")
