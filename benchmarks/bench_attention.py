@@ -37,15 +37,15 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
-import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
+
+from _common import cpu_name, read_lengths_file, tokenized_lengths
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -113,60 +113,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def read_lengths_file(path: Path) -> list[int]:
-    try:
-        words = path.read_text().split()
-    except OSError as exc:
-        sys.exit(f"bench_attention: cannot read --lengths-file {path}: {exc}")
-    try:
-        lengths = [int(word) for word in words]
-    except ValueError as exc:
-        sys.exit(f"bench_attention: --lengths-file {path} must hold integers: {exc}")
-    if not lengths or min(lengths) < 1:
-        sys.exit(f"bench_attention: --lengths-file {path} must hold positive integers")
-    return lengths
-
-
-def tokenized_lengths(corpus: Path, model: str, limit: int, max_seq_length: int | None) -> tuple[list[int], str]:
-    """Token counts (special tokens included, truncated like the model) of the first `limit` passages."""
-    from tokenizers import Tokenizer
-
-    from minibert.corpus import read_corpus
-    from minibert.hub import resolve_model_dir
-
-    model_dir = resolve_model_dir(model)
-    if max_seq_length is None:
-        st_config = model_dir / "sentence_bert_config.json"
-        max_seq_length = json.loads(st_config.read_text()).get("max_seq_length", 512) if st_config.exists() else 512
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_seq_length)
-    texts = [p.text for p in read_corpus(corpus)][:limit]
-    lengths = [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
-    return lengths, f"{corpus.stem}[:{len(lengths)}]@{max_seq_length}"
-
-
 def length_sets(args: argparse.Namespace) -> list[tuple[str, list[int]]]:
     """[(config name, lengths)]: the corpus (or lengths-file) batch, then one batch per fixed length."""
     sets = []
     fixed = [(f"fixed-{n}x{args.batch_size}", [n] * args.batch_size) for n in args.fixed_lengths]
     if args.lengths_file is not None:
-        sets.append(
-            (f"{args.lengths_file.stem}[:{args.batch_size}]", read_lengths_file(args.lengths_file)[: args.batch_size])
-        )
+        lengths = read_lengths_file(args.lengths_file, "bench_attention")[: args.batch_size]
+        sets.append((f"{args.lengths_file.stem}[:{args.batch_size}]", lengths))
     else:
         try:
-            lengths, name = tokenized_lengths(args.corpus, args.model_dir, args.batch_size, args.max_seq_length)
+            lengths = tokenized_lengths(args.corpus, args.model_dir, args.batch_size, args.max_seq_length)
+            name = f"{args.corpus.stem}[:{len(lengths)}]@{args.max_seq_length or 'model'}"
         except Exception as exc:  # missing model or corpus: one line, not a traceback
             if args.smoke:
                 print(f"(smoke: corpus/tokenizer unavailable, {first_line(exc)}; using synthetic lengths)")

@@ -29,12 +29,13 @@ import argparse
 import csv
 import datetime
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _common import cpu_name, read_lengths_file, tokenized_lengths
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -86,54 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def read_lengths_file(path: Path) -> list[int]:
-    try:
-        words = path.read_text().split()
-    except OSError as exc:
-        sys.exit(f"bench_pooling: cannot read --lengths-file {path}: {exc}")
-    try:
-        lengths = [int(word) for word in words]
-    except ValueError as exc:
-        sys.exit(f"bench_pooling: --lengths-file {path} must hold integers: {exc}")
-    if not lengths or min(lengths) < 0:
-        sys.exit(f"bench_pooling: --lengths-file {path} must hold at least one non-negative integer")
-    return lengths
-
-
-def tokenized_lengths(corpus: Path, model: str, limit: int | None, max_seq_length: int | None) -> list[int]:
-    """Token counts of the corpus passages, with special tokens, truncated like the model."""
-    import json
-
-    from tokenizers import Tokenizer
-
-    from minibert.corpus import read_corpus
-    from minibert.hub import resolve_model_dir
-
-    model_dir = resolve_model_dir(model)
-    if max_seq_length is None:
-        st_config = model_dir / "sentence_bert_config.json"
-        max_seq_length = json.loads(st_config.read_text()).get("max_seq_length", 512) if st_config.exists() else 512
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_seq_length)
-    texts = [p.text for p in read_corpus(corpus)][:limit]
-    return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
-
-
 def load_lengths(args: argparse.Namespace) -> tuple[list[int], str]:
     """(segment lengths, a short description of where they came from)."""
     if args.lengths_file is not None:
-        return read_lengths_file(args.lengths_file)[: args.limit], args.lengths_file.name
+        return read_lengths_file(args.lengths_file, "bench_pooling", minimum=0)[: args.limit], args.lengths_file.name
     try:
         lengths = tokenized_lengths(args.corpus, args.model, args.limit, args.max_seq_length)
         return lengths, f"{args.corpus.name}[:{len(lengths)}] tokenized ({args.model})"
