@@ -7,6 +7,11 @@ import platform
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+MSMARCO = ROOT.parent / "shared" / "data" / "msmarco-passages.tsv"
+# The MS MARCO sample when it sits beside the checkout, else the example corpus minibert ships.
+DEFAULT_CORPUS = MSMARCO if MSMARCO.exists() else ROOT / "examples" / "corpus.txt"
+
 
 def cpu_name() -> str:
     try:

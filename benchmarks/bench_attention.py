@@ -45,11 +45,10 @@ import time
 import warnings
 from pathlib import Path
 
-from _common import cpu_name, read_lengths_file, tokenized_lengths
+from _common import DEFAULT_CORPUS, cpu_name, read_lengths_file, tokenized_lengths
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "msmarco-passages.tsv"
 DEFAULT_CSV = ROOT / "benchmarks" / "attention.csv"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 TOLERANCE = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 1e-5}  # DESIGN.md kernels bounds, × max |reference|

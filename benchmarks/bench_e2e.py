@@ -27,9 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from _common import DEFAULT_CORPUS
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "msmarco-passages.tsv"
 SHAPES = {
     "MiniLM-L6 (6 × 384)": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
     "BERT-base (12 × 768)": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),

@@ -35,11 +35,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import cpu_name, read_lengths_file, tokenized_lengths
+from _common import DEFAULT_CORPUS, cpu_name, read_lengths_file, tokenized_lengths
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "msmarco-passages.tsv"
 DEFAULT_CSV = ROOT / "benchmarks" / "pooling.csv"
 TOLERANCE = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1e-2}  # DESIGN.md, kernels vs float64
 CSV_FIELDS = [

@@ -17,10 +17,9 @@ import statistics
 import time
 from pathlib import Path
 
-from _common import cpu_name
+from _common import DEFAULT_CORPUS, cpu_name
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = ROOT.parent / "shared" / "data" / "msmarco-passages.tsv"
 
 
 def timed_docs_per_s(encode, texts: list[str]) -> float:
@@ -34,8 +33,8 @@ def main() -> None:
     parser.add_argument(
         "--corpus",
         type=Path,
-        default=DEFAULT_CORPUS if DEFAULT_CORPUS.exists() else None,
-        help="corpus file (.tsv/.jsonl/plain text); default: the MS MARCO sample in ../shared/data",
+        default=DEFAULT_CORPUS,
+        help="corpus (.tsv/.jsonl/text); default: ../shared/data/msmarco-passages.tsv, else examples/corpus.txt",
     )
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     parser.add_argument("--limit", type=int, default=512, help="passages per run (default 512)")
@@ -43,8 +42,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="runs per contender, alternating")
     parser.add_argument("--csv", type=Path, default=ROOT / "benchmarks" / "encode_speed.csv")
     args = parser.parse_args()
-    if args.corpus is None:
-        parser.error("no --corpus given and the default MS MARCO sample is not present")
+    if not args.corpus.exists():
+        parser.error(f"--corpus {args.corpus} does not exist")
 
     import numpy as np
     import sentence_transformers
