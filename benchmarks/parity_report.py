@@ -34,7 +34,7 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer as Reference
 
     import minibert
-    from minibert.forward import forward
+    from minibert.fast import forward
     from minibert.hub import download
     from tests.arch_fixtures import build_distilbert_dir, build_mpnet_dir
     from tests.conftest import build_bert_dir, legacy_pooling

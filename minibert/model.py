@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import ModelConfig, load_config
 from .errors import InputError, InputTypeError
-from .forward import forward
+from .fast import forward
 from .hub import DEFAULT_MODEL, resolve_model_dir
 from .models import find_known_model
 from .pooling import dense, normalize, pool

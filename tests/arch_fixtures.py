@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import TOKENIZER_FILES, legacy_pooling, write_st_dir
+from tests.conftest import TOKENIZER_FILES, legacy_pooling, randomize_, write_st_dir
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -149,7 +149,7 @@ def build_distilbert_dir(
     torch.manual_seed(seed)
     config = DistilBertConfig(vocab_size=30522, max_position_embeddings=512, pad_token_id=0, **dims)
     model_dir = Path(tempfile.mkdtemp(prefix=f"distilbert-{shape}-", dir=base_dir))
-    DistilBertModel(config).eval().save_pretrained(model_dir, safe_serialization=True)
+    randomize_(DistilBertModel(config)).save_pretrained(model_dir, safe_serialization=True)
     write_st_dir(model_dir, tokenizer_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
     return model_dir
 
@@ -187,7 +187,7 @@ def build_mpnet_dir(
         **dims,
     )
     model_dir = Path(tempfile.mkdtemp(prefix=f"mpnet-{shape}-", dir=base_dir))
-    MPNetModel(config).eval().save_pretrained(model_dir, safe_serialization=True)
+    randomize_(MPNetModel(config)).save_pretrained(model_dir, safe_serialization=True)
     write_st_dir(model_dir, tokenizer_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
     return model_dir
 

@@ -36,6 +36,17 @@ BERT_SHAPES = {
 }
 
 
+# Both NumPy forwards: the readable reference (minibert.forward) and the fast one encode() uses (minibert.fast).
+FORWARD_IMPLEMENTATIONS = ["reference", "fast"]
+
+
+def numpy_forward(name: str):
+    from minibert import fast
+    from minibert import forward as reference
+
+    return {"reference": reference.forward, "fast": fast.forward}[name]
+
+
 def assert_close(ours, ref, *, atol: float, rtol: float = 0.0, what: str = "values") -> None:
     """Elementwise |ours - ref| ≤ atol + rtol·|ref|; on failure show the worst pairs and the max |Δ|."""
     ours = np.asarray(ours, dtype=np.float64)
@@ -99,6 +110,18 @@ def legacy_pooling(mode: str, width: int) -> dict:
     return {"word_embedding_dimension": width, **{key: m == mode for m, key in keys.items()}}
 
 
+def randomize_(model):
+    """Random-init models start with zero biases, unit LayerNorm weights and zero LayerNorm biases, which would
+    hide any bug in how those are applied: give every 1-D parameter seeded noise too. Returns the model."""
+    import torch
+
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim == 1:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    return model.eval()
+
+
 def build_bert_dir(
     base_dir: Path,
     shape: str,
@@ -119,7 +142,7 @@ def build_bert_dir(
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=30522, max_position_embeddings=512, **BERT_SHAPES[shape])
     model_dir = Path(tempfile.mkdtemp(prefix=f"bert-{shape}-", dir=base_dir))
-    BertModel(config).eval().save_pretrained(model_dir, safe_serialization=True)
+    randomize_(BertModel(config)).save_pretrained(model_dir, safe_serialization=True)
     write_st_dir(model_dir, tokenizer_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
     return model_dir
 

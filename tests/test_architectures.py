@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert.forward import forward
 from minibert.models import KNOWN_MODELS
 from tests.arch_fixtures import (  # noqa: F401 (pytest fixtures)
     DISTILBERT_SHAPES,
@@ -24,7 +23,7 @@ from tests.arch_fixtures import (  # noqa: F401 (pytest fixtures)
     make_distilbert_dir,
     make_mpnet_dir,
 )
-from tests.conftest import BERT_SHAPES, assert_close, legacy_pooling
+from tests.conftest import BERT_SHAPES, FORWARD_IMPLEMENTATIONS, assert_close, legacy_pooling, numpy_forward
 from tests.test_parity_random import RAGGED
 
 LONG = "Dense retrieval encodes queries and passages into vectors and ranks passages by similarity. " * 30
@@ -60,11 +59,12 @@ def _reference_hidden_states(model_dir, batch):
         return model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).last_hidden_state.numpy()
 
 
+@pytest.mark.parametrize("implementation", FORWARD_IMPLEMENTATIONS)
 @pytest.mark.parametrize(
     "arch, shape",
     [("distilbert", "tiny"), ("distilbert", "distilbert-base"), ("mpnet", "tiny"), ("mpnet", "mpnet-base")],
 )
-def test_last_hidden_state_matches_transformers(make_dir, arch, shape):
+def test_last_hidden_state_matches_transformers(make_dir, arch, shape, implementation):
     model = minibert.SentenceTransformer(make_dir(arch, shape))
     texts = [*RAGGED, LONG]
     batch = model.tokenize(texts)
@@ -72,10 +72,13 @@ def test_last_hidden_state_matches_transformers(make_dir, arch, shape):
     assert lengths.max() == model.max_seq_length and len(set(lengths)) > 4  # ragged, truncated
     if arch == "mpnet":
         assert model.max_seq_length == 384 and sorted(lengths)[-2] > 128  # several rows past 128 tokens
+    forward = numpy_forward(implementation)
     ours = forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
     ref = _reference_hidden_states(model.model_dir, batch)
     real = batch.attention_mask.astype(bool)
-    assert_close(ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"{arch} {shape} last_hidden_state")
+    assert_close(
+        ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"{arch} {shape} last_hidden_state ({implementation})"
+    )
 
 
 @pytest.mark.parametrize("arch, shape", [("distilbert", "tiny"), ("mpnet", "tiny")])

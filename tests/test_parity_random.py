@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import minibert
-from minibert.forward import forward
-from tests.conftest import BERT_SHAPES, assert_close, legacy_pooling
+from tests.conftest import BERT_SHAPES, FORWARD_IMPLEMENTATIONS, assert_close, legacy_pooling, numpy_forward
 
 # A ragged batch: one word, a sentence, an empty string, and passages past the max_seq_length of 128.
 RAGGED = [
@@ -34,15 +33,17 @@ def _reference_hidden_states(model_dir, batch):
     return out.last_hidden_state.numpy()
 
 
+@pytest.mark.parametrize("implementation", FORWARD_IMPLEMENTATIONS)
 @pytest.mark.parametrize("shape", list(BERT_SHAPES))
-def test_last_hidden_state_matches_transformers(make_bert_dir, shape):
+def test_last_hidden_state_matches_transformers(make_bert_dir, shape, implementation):
     model = minibert.SentenceTransformer(make_bert_dir(shape))
     batch = model.tokenize(RAGGED)
     assert batch.input_ids.shape[1] == 128 and batch.attention_mask.sum(axis=1).min() == 2
+    forward = numpy_forward(implementation)
     ours = forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
     ref = _reference_hidden_states(model.model_dir, batch)
     real = batch.attention_mask.astype(bool)  # padding rows are not part of the contract
-    assert_close(ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"{shape} last_hidden_state")
+    assert_close(ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"{shape} last_hidden_state ({implementation})")
 
 
 @pytest.mark.parametrize(
