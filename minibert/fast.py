@@ -11,8 +11,10 @@ against it (and against the live reference). Where it differs:
   positive, so Horner's rule is well conditioned), fitted by iteratively reweighted least squares to
   relative error 2.5e-8 on [0, 4] and clamped beyond (erf(4) rounds to 1 in float32). In float32 its
   GELU is as close to the float64 GELU as torch's own float32 GELU is (tests/test_fast.py measures both).
-- **Attention** scales Q by 1/√D before QKᵀ (one pass over [B, H, T, D] instead of [B, H, T, T]), and adds
-  the bias, softmaxes and multiplies per batch element so each [H, T, T] block is touched while in cache.
+- **Attention without padding.** Per sequence, on its real tokens only (the batch is right-padded, as the
+  tokenizer makes it), so no mask is added and no padded score computed; the Q/K/V bias add and head-major
+  relayout happen there too, on the thread pool. Q is scaled by 1/√D before QKᵀ (one pass over [H, L, D]
+  instead of [H, L, L]). Padding rows of the output are 0 (the reference leaves them to attend freely).
 
 Shape letters as in :mod:`minibert.forward`: B, T, C, H, D, F; N = B·T rows.
 """
@@ -27,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .config import ModelConfig
-from .forward import attention_bias, position_ids
+from .forward import position_bias, position_ids
 from .weights import EncoderLayer, Weights
 
 # erf(u)/u ≈ P(z)/Q(z), z = u², on 0 ≤ u ≤ 4 (coefficients of z⁰ … z⁵).
@@ -130,36 +132,40 @@ def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.nd
     return h
 
 
-def _attention_rows(lo, hi, query, key, value, bias, context) -> None:
-    """For batch elements lo..hi: context[b] = softmax(query[b] keyᵀ[b] + bias[b]) value[b]."""
+def _attention_rows(lo, hi, mixed_qkv, qkv_bias, lengths, position_bias, context, T: int, H: int) -> None:
+    """Batch elements lo..hi, each on its real tokens only: context rows = softmax(Q Kᵀ/√D (+ bias)) V."""
+    D = context.shape[1] // H
     for b in range(lo, hi):
-        attention_scores = query[b] @ key[b].transpose(0, 2, 1)  # [H, T, D] @ [H, D, T] -> [H, T, T]
-        attention_scores += bias[b]  # + [1 or H, 1 or T, T]
+        L = int(lengths[b])
+        rows = slice(b * T, b * T + L)
+        # add the bias and lay Q, K, V out head-major: [L, 3C] -> [3, H, L, D]
+        query, key, value = np.add(mixed_qkv[rows].reshape(L, 3, H, D).transpose(1, 2, 0, 3), qkv_bias)
+        query *= np.float32(1 / math.sqrt(D))
+        attention_scores = query @ key.transpose(0, 2, 1)  # [H, L, D] @ [H, D, L] -> [H, L, L]
+        if position_bias is not None:
+            attention_scores += position_bias[0, :, :L, :L]  # MPNet
         attention_scores -= attention_scores.max(axis=-1, keepdims=True)
         attention_probs = np.exp(attention_scores, out=attention_scores)
         attention_probs /= attention_probs.sum(axis=-1, keepdims=True)
-        np.matmul(attention_probs, value[b], out=context[b])  # [H, T, T] @ [H, T, D] -> [H, T, D]
+        context_layer = attention_probs @ value  # [H, L, L] @ [H, L, D] -> [H, L, D]
+        context[rows].reshape(L, H, D)[...] = context_layer.transpose(1, 0, 2)  # -> [L, C]
+        context[b * T + L : (b + 1) * T] = 0  # padding rows: nothing attends to them
 
 
-def self_attention(hidden_states: np.ndarray, bias: np.ndarray, layer: EncoderLayer, B: int, T: int, H: int):
-    """[N, C] -> context_layer [N, C] (before the output projection)."""
+def self_attention(hidden_states, lengths, position_bias, layer: EncoderLayer, T: int, H: int) -> np.ndarray:
+    """[N, C] -> context_layer [N, C] (before the output projection), padding rows zero."""
     N, C = hidden_states.shape
-    D = C // H
     mixed_qkv = hidden_states @ layer.qkv_weight  # [N, C] @ [C, 3C] -> [N, 3C]
-    qkv = np.empty((3, B, H, T, D), dtype=np.float32)
-    # one pass: add the bias and lay Q, K, V out head-major; Q pre-scaled by 1/√D
-    np.add(mixed_qkv.reshape(B, T, 3, H, D).transpose(2, 0, 3, 1, 4), layer.qkv_bias.reshape(3, 1, H, 1, D), out=qkv)
-    query, key, value = qkv  # 3 × [B, H, T, D]
-    query *= np.float32(1 / math.sqrt(D))
-    context = np.empty((B, H, T, D), dtype=np.float32)
-    _parallel_rows(_attention_rows, B, query, key, value, bias, context)
-    return context.transpose(0, 2, 1, 3).reshape(N, C)  # [B, T, H, D] -> [N, C]
+    qkv_bias = layer.qkv_bias.reshape(3, H, 1, C // H)
+    context = np.empty((N, C), dtype=np.float32)
+    _parallel_rows(_attention_rows, len(lengths), mixed_qkv, qkv_bias, lengths, position_bias, context, T, H)
+    return context
 
 
-def encoder_layer(hidden_states: np.ndarray, bias: np.ndarray, layer: EncoderLayer, cfg: ModelConfig, B: int, T: int):
+def encoder_layer(hidden_states, lengths, position_bias, layer: EncoderLayer, cfg: ModelConfig, T: int) -> np.ndarray:
     """One post-LN block on [N, C] rows; returns a new [N, C] array."""
     eps = cfg.layer_norm_eps
-    context_layer = self_attention(hidden_states, bias, layer, B, T, cfg.num_attention_heads)  # [N, C]
+    context_layer = self_attention(hidden_states, lengths, position_bias, layer, T, cfg.num_attention_heads)  # [N, C]
     attention_output = context_layer @ layer.attention_output_weight  # [N, C]
     residual_layernorm_(
         attention_output,
@@ -204,7 +210,8 @@ def forward(
         w.embeddings_layernorm_bias,
         cfg.layer_norm_eps,
     )
-    bias = attention_bias(attention_mask, w)  # [B, 1 or H, 1 or T, T]
+    lengths = attention_mask.sum(axis=1)  # [B]: right padding, as the tokenizer produces
+    bias = None if w.relative_attention_bias is None else position_bias(T, w.relative_attention_bias)  # [1, H, T, T]
     for layer in w.layers:
-        hidden_states = encoder_layer(hidden_states, bias, layer, cfg, B, T)  # [N, C]
+        hidden_states = encoder_layer(hidden_states, lengths, bias, layer, cfg, T)  # [N, C]
     return hidden_states.reshape(B, T, C)
