@@ -5,8 +5,9 @@ weight tree (its arrays moved to the device once, in the chosen dtype) and the s
 but packed end to end: the batch's real tokens are concatenated ([N] ids, ``cu_seqlens`` offsets), so no
 FLOP is spent on padding. Attention is :func:`~minibert.kernels.attention.varlen_attention` (MPNet's
 relative-position bias is gathered inside it by offset), pooling is
-:func:`~minibert.kernels.pooling.mean_pool` / :func:`~minibert.kernels.pooling.cls_pool`. LayerNorm, the
-exact GELU and the Dense modules are torch ops. float32 runs with TF32 off, so it matches the reference
+:func:`~minibert.kernels.pooling.mean_pool` / :func:`~minibert.kernels.pooling.cls_pool`. LayerNorm and the
+exact GELU are torch ops; the pooled vectors come back to the host, where the Dense modules and Normalize
+run in NumPy, as on the CPU path (minibert.model). float32 runs with TF32 off, so it matches the reference
 at DESIGN.md's fp32 bound; float16 / bfloat16 store activations in that dtype and accumulate in fp32.
 
 With ``TRITON_INTERPRET=1`` in the environment before triton is imported, the same code runs on CPU
@@ -24,7 +25,7 @@ import os
 
 import numpy as np
 
-from .config import DenseConfig, ModelConfig
+from .config import ModelConfig
 from .errors import BackendUnavailableError, UnsupportedModelError
 from .forward import relative_position_bucket
 from .tokenizer import Batch
@@ -141,41 +142,18 @@ def forward_packed(input_ids, cu_seqlens, max_seqlen: int, w: Weights, cfg: Mode
     return hidden
 
 
-def pool_packed(hidden, cu_seqlens, cfg: ModelConfig, fuse_normalize: bool):
-    """The configured pooling modes on packed states: [N, C] -> float32 [B, C · modes]."""
+def pool_packed(hidden, cu_seqlens, cfg: ModelConfig, normalize: bool):
+    """The configured pooling modes on packed states, optionally L2-normalized: [N, C] -> float32 [B, C · modes]."""
     import torch
 
     from .kernels.pooling import cls_pool, mean_pool
 
-    normalize = fuse_normalize and cfg.normalize and len(cfg.pooling_modes) == 1
+    fused = normalize and len(cfg.pooling_modes) == 1  # the kernels normalize one mode's vector in place
     pooled = [
-        (mean_pool if mode == "mean" else cls_pool)(hidden, cu_seqlens, normalize=normalize)
-        for mode in cfg.pooling_modes
+        (mean_pool if mode == "mean" else cls_pool)(hidden, cu_seqlens, normalize=fused) for mode in cfg.pooling_modes
     ]
     embeddings = torch.cat(pooled, dim=-1)
-    if fuse_normalize and cfg.normalize and not normalize:
-        embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
-    return embeddings
-
-
-def dense(embeddings, layer, cfg: DenseConfig):
-    """One Dense module in torch, float32: [B, I] -> [B, O]."""
-    import torch
-
-    activations = {
-        "tanh": torch.tanh,
-        "identity": lambda x: x,
-        "relu": torch.relu,
-        "sigmoid": torch.sigmoid,
-        "gelu": torch.nn.functional.gelu,
-    }
-    projected = embeddings @ layer.weight
-    if layer.bias is not None:
-        projected = projected + layer.bias
-    out = activations[cfg.activation](projected)
-    if cfg.use_residual:
-        out = out + (embeddings if layer.residual_weight is None else embeddings @ layer.residual_weight)
-    return out
+    return torch.nn.functional.normalize(embeddings, dim=-1) if normalize and not fused else embeddings
 
 
 class GpuEncoder:
@@ -188,17 +166,14 @@ class GpuEncoder:
                     f"{config.model_dir}: pooling mode {mode!r} has no GPU kernel (the Triton backend pools "
                     f"{' and '.join(GPU_POOLING_MODES)}); use the NumPy backend (device='cpu') for this model"
                 )
-        import torch
-
         self.config = config
         self.device, self.dtype = resolve_device(device, dtype)
+        # Dense heads run on the host, in NumPy, after pooling; the bias table stays fp32 (the kernel reads fp32)
         encoder = dataclasses.replace(weights, dense=())
-        # the bias table stays fp32 (the kernel reads fp32); Dense heads act on fp32 pooled vectors
         self.weights = _to_device(encoder, self.device, self.dtype, fp32_fields=("relative_attention_bias",))
-        self.dense = tuple(_to_device(layer, self.device, torch.float32) for layer in weights.dense)
 
-    def embed(self, batch: Batch) -> np.ndarray:
-        """A padded batch from the tokenizer -> float32 embeddings [B, d] (pooled, Dense, Normalize)."""
+    def pool(self, batch: Batch, normalize: bool) -> np.ndarray:
+        """A padded batch from the tokenizer -> pooled float32 embeddings [B, C · modes] (L2-normalized if asked)."""
         import torch
 
         mask = batch.attention_mask.astype(bool)  # [B, T]
@@ -208,12 +183,7 @@ class GpuEncoder:
             input_ids = torch.from_numpy(batch.input_ids[mask]).to(self.device)  # [N]
             cu = torch.from_numpy(cu_seqlens).to(self.device)
             hidden = forward_packed(input_ids, cu, int(lengths.max()), self.weights, self.config)  # [N, C]
-            embeddings = pool_packed(hidden, cu, self.config, fuse_normalize=not self.dense)  # [B, C · modes]
-            for layer, layer_config in zip(self.dense, self.config.dense_layers, strict=True):
-                embeddings = dense(embeddings, layer, layer_config)  # [B, I] -> [B, O]
-            if self.config.normalize and self.dense:
-                embeddings = torch.nn.functional.normalize(embeddings, dim=-1)
-            return embeddings.float().cpu().numpy()
+            return pool_packed(hidden, cu, self.config, normalize).cpu().numpy()  # [B, C · modes]
 
 
 @contextlib.contextmanager

@@ -129,17 +129,20 @@ class SentenceTransformer:
         return self.tokenizer(_as_text_list(texts)[0])
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        """texts -> pooled (and, per the model directory, normalized) embeddings [B, d]."""
+        """texts -> pooled, Dense, (per the model directory) normalized embeddings [B, d]; both backends."""
         batch = self.tokenizer(texts)
+        # the GPU kernels can normalize while pooling when nothing comes between the two
+        fused_normalize = self._gpu is not None and self.config.normalize and not self.config.dense_layers
         if self._gpu is not None:
-            return self._gpu.embed(batch)
-        last_hidden_state = forward(
-            batch.input_ids, batch.attention_mask, batch.token_type_ids, self.weights, self.config
-        )  # [B, T, C]
-        embeddings = pool(last_hidden_state, batch.attention_mask, self.config.pooling_modes)  # [B, C · modes]
+            embeddings = self._gpu.pool(batch, normalize=fused_normalize)  # [B, C · modes]
+        else:
+            last_hidden_state = forward(
+                batch.input_ids, batch.attention_mask, batch.token_type_ids, self.weights, self.config
+            )  # [B, T, C]
+            embeddings = pool(last_hidden_state, batch.attention_mask, self.config.pooling_modes)  # [B, C · modes]
         for layer, layer_config in zip(self.weights.dense, self.config.dense_layers, strict=True):
             embeddings = dense(embeddings, layer, layer_config)  # [B, I] -> [B, O]
-        return normalize(embeddings) if self.config.normalize else embeddings  # [B, d]
+        return normalize(embeddings) if self.config.normalize and not fused_normalize else embeddings  # [B, d]
 
     def encode(
         self,
