@@ -18,7 +18,7 @@ from .config import DenseConfig
 from .forward import gelu, relu
 from .weights import DenseLayer
 
-DENSE_ACTIVATIONS = {
+_DENSE_FUNCTIONS = {  # config.DENSE_ACTIVATIONS' values -> their NumPy functions
     "tanh": np.tanh,
     "identity": lambda x: x,
     "relu": relu,
@@ -69,7 +69,7 @@ def dense(embeddings: np.ndarray, layer: DenseLayer, cfg: DenseConfig) -> np.nda
     projected = embeddings @ layer.weight  # [B, I] @ [I, O] -> [B, O]
     if layer.bias is not None:
         projected = projected + layer.bias
-    out = DENSE_ACTIVATIONS[cfg.activation](projected)  # [B, O]
+    out = _DENSE_FUNCTIONS[cfg.activation](projected)  # [B, O]
     if cfg.use_residual:
         out = out + (embeddings if layer.residual_weight is None else embeddings @ layer.residual_weight)
     return out.astype(np.float32, copy=False)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -78,17 +79,6 @@ class Weights:
         return sum(a.size for group in groups for a in group if isinstance(a, np.ndarray))
 
 
-def _read_bf16(path: Path, name: str) -> np.ndarray:
-    """NumPy has no bfloat16: read the raw 16-bit words and widen them to float32 exactly."""
-    with path.open("rb") as f:
-        (header_len,) = struct.unpack("<Q", f.read(8))
-        entry = json.loads(f.read(header_len))[name]
-        begin, end = entry["data_offsets"]
-        f.seek(8 + header_len + begin)
-        raw = np.frombuffer(f.read(end - begin), dtype="<u2")
-    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
-
-
 class _Checkpoint:
     """Reads named tensors from one safetensors file as float32, with errors that name the file."""
 
@@ -104,13 +94,29 @@ class _Checkpoint:
             prefix = ""
         self._names = {n[len(prefix) :]: n for n in names if n.startswith(prefix)}
 
+    @cached_property
+    def _header(self) -> tuple[int, dict]:
+        """(byte offset of the data section, the header's tensor entries), read once."""
+        with self.path.open("rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            return 8 + header_len, json.loads(f.read(header_len))
+
+    def _read_bf16(self, name: str) -> np.ndarray:
+        """NumPy has no bfloat16: read the raw 16-bit words and widen them to float32 exactly."""
+        data_start, entries = self._header
+        begin, end = entries[name]["data_offsets"]
+        with self.path.open("rb") as f:
+            f.seek(data_start + begin)
+            raw = np.frombuffer(f.read(end - begin), dtype="<u2")
+        return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entries[name]["shape"])
+
     def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         stored = self._names.get(name)
         if stored is None:
             raise ModelLoadError(f"{self.path}: tensor '{name}' is missing")
         try:
             if self._file.get_slice(stored).get_dtype() == "BF16":
-                tensor = _read_bf16(self.path, stored)
+                tensor = self._read_bf16(stored)
             else:
                 tensor = self._file.get_tensor(stored)
         except Exception as exc:
