@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._blas import single_threaded_blas
 from .config import ModelConfig
 from .forward import position_bias, position_ids
 from .weights import EncoderLayer, Weights
@@ -45,33 +46,20 @@ _ERF_Q = (
 _GELU_P = tuple(np.float32(c / (2 * math.sqrt(2))) for c in _ERF_P)
 _GELU_Q = tuple(np.float32(c) for c in _ERF_Q)
 _X_MAX = np.float32(4 * math.sqrt(2))
-_CHUNK_FLOATS = 1 << 17  # elements per row block (512 KiB of float32): large enough that threads rarely wait on the GIL
-
-_pool: ThreadPoolExecutor | None = None
+_MIN_GROUP_TOKENS = 256  # below this many tokens per thread, one thread (and OpenBLAS's threads) is faster
+_BLOCK_FLOATS = 1 << 16  # elements per row block (256 KiB of float32): a block plus GELU's 4 scratch blocks fit L2
 
 
 def _threads() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+    """Cores this process may run on (affinity and cgroup-pinned CPUs included), at most 8."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(available or 1, 8))
 
 
-def _parallel_rows(fn, n_rows: int, *args) -> None:
-    """Run fn(lo, hi, *args) over [0, n_rows) split into one contiguous range per thread."""
-    global _pool
-    n_threads = min(_threads(), max(1, n_rows // 8))
-    if n_threads == 1:
-        fn(0, n_rows, *args)
-        return
-    if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=_threads(), thread_name_prefix="minibert")
-    bounds = np.linspace(0, n_rows, n_threads + 1).astype(int)
-    for future in [_pool.submit(fn, lo, hi, *args) for lo, hi in itertools.pairwise(bounds)]:
-        future.result()
-
-
-def _row_blocks(lo: int, hi: int, width: int):
-    step = max(1, _CHUNK_FLOATS // width)
-    for start in range(lo, hi, step):
-        yield start, min(start + step, hi)
+def _row_blocks(n_rows: int, width: int):
+    step = max(1, _BLOCK_FLOATS // width)
+    for start in range(0, n_rows, step):
+        yield start, min(start + step, n_rows)
 
 
 def _horner(coefficients: tuple[np.float32, ...], z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -84,12 +72,12 @@ def _horner(coefficients: tuple[np.float32, ...], z: np.ndarray, out: np.ndarray
     return out
 
 
-def _bias_gelu_rows(lo: int, hi: int, h: np.ndarray, bias: np.ndarray) -> None:
-    """h[lo:hi] = GELU(h[lo:hi] + bias), in place, block by block. h: [N, F]."""
+def bias_gelu_(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """In place: h = GELU(h + bias), block by block. h: [N, F] float32 C-contiguous, bias: [F]."""
     width = h.shape[1]
-    step = max(1, _CHUNK_FLOATS // width)
-    x_c, z, p, q = (np.empty((step, width), dtype=np.float32) for _ in range(4))
-    for a, b in _row_blocks(lo, hi, width):
+    step = min(h.shape[0], max(1, _BLOCK_FLOATS // width))
+    x_c, z, p, q = (np.empty((step, width), dtype=np.float32) for _ in range(4))  # scratch, reused per block
+    for a, b in _row_blocks(h.shape[0], width):
         x = h[a:b]
         n = b - a
         x += bias
@@ -104,17 +92,13 @@ def _bias_gelu_rows(lo: int, hi: int, h: np.ndarray, bias: np.ndarray) -> None:
         x *= p[:n]
         if x_c[:n].min() == -_X_MAX:  # Φ(x) < 8e-9 there: GELU is 0 to float32 precision, whatever |x|
             np.copyto(x, 0, where=x_c[:n] == -_X_MAX)
-
-
-def bias_gelu_(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """In place: h = GELU(h + bias). h: [N, F] float32 C-contiguous, bias: [F]."""
-    _parallel_rows(_bias_gelu_rows, h.shape[0], h, bias)
     return h
 
 
-def _residual_layernorm_rows(lo, hi, h, residual, bias, weight, ln_bias, eps) -> None:
+def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.ndarray:
+    """In place: h = LayerNorm(h + residual (+ bias)), block by block. h, residual: [N, C]; the rest [C]."""
     width = h.shape[1]
-    for a, b in _row_blocks(lo, hi, width):
+    for a, b in _row_blocks(h.shape[0], width):
         x = h[a:b]
         x += residual[a:b]
         if bias is not None:
@@ -124,22 +108,20 @@ def _residual_layernorm_rows(lo, hi, h, residual, bias, weight, ln_bias, eps) ->
         x *= (1 / np.sqrt(variance + np.float32(eps)))[:, None]
         x *= weight
         x += ln_bias
-
-
-def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.ndarray:
-    """In place: h = LayerNorm(h + residual (+ bias)). h, residual: [N, C]; the rest [C]."""
-    _parallel_rows(_residual_layernorm_rows, h.shape[0], h, residual, bias, weight, ln_bias, eps)
     return h
 
 
-def _attention_rows(lo, hi, mixed_qkv, qkv_bias, lengths, position_bias, context, T: int, H: int) -> None:
-    """Batch elements lo..hi, each on its real tokens only: context rows = softmax(Q Kᵀ/√D (+ bias)) V."""
-    D = context.shape[1] // H
-    for b in range(lo, hi):
-        L = int(lengths[b])
-        rows = slice(b * T, b * T + L)
+def self_attention(mixed_qkv, qkv_bias, offsets, position_bias, context) -> np.ndarray:
+    """Packed rows, one sequence at a time on its own tokens: context = softmax(Q Kᵀ/√D (+ bias)) V.
+
+    mixed_qkv: [N, 3C] (before the bias), qkv_bias: [3, H, 1, D], offsets: [S + 1] row starts,
+    position_bias: [1, H, T, T] or None, context: [N, C] output.
+    """
+    _, H, _, D = qkv_bias.shape
+    for start, end in itertools.pairwise(offsets.tolist()):
+        L = end - start
         # add the bias and lay Q, K, V out head-major: [L, 3C] -> [3, H, L, D]
-        query, key, value = np.add(mixed_qkv[rows].reshape(L, 3, H, D).transpose(1, 2, 0, 3), qkv_bias)
+        query, key, value = np.add(mixed_qkv[start:end].reshape(L, 3, H, D).transpose(1, 2, 0, 3), qkv_bias)
         query *= np.float32(1 / math.sqrt(D))
         attention_scores = query @ key.transpose(0, 2, 1)  # [H, L, D] @ [H, D, L] -> [H, L, L]
         if position_bias is not None:
@@ -148,25 +130,28 @@ def _attention_rows(lo, hi, mixed_qkv, qkv_bias, lengths, position_bias, context
         attention_probs = np.exp(attention_scores, out=attention_scores)
         attention_probs /= attention_probs.sum(axis=-1, keepdims=True)
         context_layer = attention_probs @ value  # [H, L, L] @ [H, L, D] -> [H, L, D]
-        context[rows].reshape(L, H, D)[...] = context_layer.transpose(1, 0, 2)  # -> [L, C]
-        context[b * T + L : (b + 1) * T] = 0  # padding rows: nothing attends to them
-
-
-def self_attention(hidden_states, lengths, position_bias, layer: EncoderLayer, T: int, H: int) -> np.ndarray:
-    """[N, C] -> context_layer [N, C] (before the output projection), padding rows zero."""
-    N, C = hidden_states.shape
-    mixed_qkv = hidden_states @ layer.qkv_weight  # [N, C] @ [C, 3C] -> [N, 3C]
-    qkv_bias = layer.qkv_bias.reshape(3, H, 1, C // H)
-    context = np.empty((N, C), dtype=np.float32)
-    _parallel_rows(_attention_rows, len(lengths), mixed_qkv, qkv_bias, lengths, position_bias, context, T, H)
+        context[start:end].reshape(L, H, D)[...] = context_layer.transpose(1, 0, 2)  # -> [L, C]
     return context
 
 
-def encoder_layer(hidden_states, lengths, position_bias, layer: EncoderLayer, cfg: ModelConfig, T: int) -> np.ndarray:
-    """One post-LN block on [N, C] rows; returns a new [N, C] array."""
+class _Buffers:
+    """The activations of one layer on N packed rows, allocated once per forward and reused by every layer."""
+
+    def __init__(self, N: int, cfg: ModelConfig) -> None:
+        C, F = cfg.hidden_size, cfg.intermediate_size
+        self.mixed_qkv = np.empty((N, 3 * C), dtype=np.float32)
+        self.context_layer = np.empty((N, C), dtype=np.float32)
+        self.attention_output = np.empty((N, C), dtype=np.float32)
+        self.intermediate_output = np.empty((N, F), dtype=np.float32)
+
+
+def encoder_layer(hidden_states, offsets, position_bias, layer: EncoderLayer, cfg: ModelConfig, buf: _Buffers):
+    """One post-LN block on packed [N, C] rows, in place: hidden_states becomes the layer's output."""
     eps = cfg.layer_norm_eps
-    context_layer = self_attention(hidden_states, lengths, position_bias, layer, T, cfg.num_attention_heads)  # [N, C]
-    attention_output = context_layer @ layer.attention_output_weight  # [N, C]
+    H, D = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    np.matmul(hidden_states, layer.qkv_weight, out=buf.mixed_qkv)  # [N, C] @ [C, 3C] -> [N, 3C]
+    self_attention(buf.mixed_qkv, layer.qkv_bias.reshape(3, H, 1, D), offsets, position_bias, buf.context_layer)
+    attention_output = np.matmul(buf.context_layer, layer.attention_output_weight, out=buf.attention_output)
     residual_layernorm_(
         attention_output,
         hidden_states,
@@ -175,13 +160,13 @@ def encoder_layer(hidden_states, lengths, position_bias, layer: EncoderLayer, cf
         layer.attention_layernorm_bias,
         eps,
     )
-    intermediate_output = attention_output @ layer.intermediate_weight  # [N, C] -> [N, F]
+    intermediate_output = np.matmul(attention_output, layer.intermediate_weight, out=buf.intermediate_output)
     if cfg.hidden_act == "gelu":
-        bias_gelu_(intermediate_output, layer.intermediate_bias)
+        bias_gelu_(intermediate_output, layer.intermediate_bias)  # [N, F]
     else:
         intermediate_output += layer.intermediate_bias
         np.maximum(intermediate_output, 0, out=intermediate_output)
-    layer_output = intermediate_output @ layer.output_weight  # [N, F] -> [N, C]
+    layer_output = np.matmul(intermediate_output, layer.output_weight, out=hidden_states)  # [N, F] -> [N, C]
     return residual_layernorm_(
         layer_output,
         attention_output,
@@ -192,26 +177,52 @@ def encoder_layer(hidden_states, lengths, position_bias, layer: EncoderLayer, cf
     )
 
 
+def encode_packed(input_ids, position_ids, token_type_ids, lengths, position_bias, w: Weights, cfg: ModelConfig):
+    """Sequences packed end to end (no padding): [N] ids, positions, types; [S] lengths -> hidden states [N, C]."""
+    hidden_states = w.word_embeddings[input_ids]  # [N, C]
+    others = w.position_embeddings[position_ids]  # [N, C]
+    if w.token_type_embeddings is not None:
+        others += w.token_type_embeddings[token_type_ids]
+    residual_layernorm_(
+        hidden_states, others, None, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps
+    )
+    offsets = np.concatenate([[0], np.cumsum(lengths)])  # [S + 1]
+    buf = _Buffers(len(input_ids), cfg)
+    for layer in w.layers:
+        encoder_layer(hidden_states, offsets, position_bias, layer, cfg, buf)
+    return hidden_states
+
+
+def _balanced_groups(lengths: np.ndarray, n_groups: int) -> list[tuple[int, int]]:
+    """Split sequences 0..S into ≤ n_groups contiguous, non-empty ranges of about equal token counts."""
+    ends = np.cumsum(lengths)  # [S]
+    cuts = np.searchsorted(ends, ends[-1] * np.arange(1, n_groups) / n_groups, side="left") + 1
+    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, len(lengths)), [len(lengths)]]))
+    return list(itertools.pairwise(bounds.tolist()))
+
+
 def forward(
     input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray, w: Weights, cfg: ModelConfig
 ) -> np.ndarray:
     """Drop-in for :func:`minibert.forward.forward`: [B, T] ids, mask, types -> last_hidden_state [B, T, C]."""
     B, T = input_ids.shape
-    C = cfg.hidden_size
-    hidden_states = w.word_embeddings[input_ids.reshape(-1)]  # [N, C]
-    others = np.broadcast_to(w.position_embeddings[position_ids(input_ids, cfg.position_padding_idx)], (B, T, C))
-    if w.token_type_embeddings is not None:
-        others = others + w.token_type_embeddings[token_type_ids]  # [B, T, C]
-    residual_layernorm_(
-        hidden_states,
-        np.ascontiguousarray(others).reshape(B * T, C),
-        None,
-        w.embeddings_layernorm_weight,
-        w.embeddings_layernorm_bias,
-        cfg.layer_norm_eps,
-    )
-    lengths = attention_mask.sum(axis=1)  # [B]: right padding, as the tokenizer produces
+    real = attention_mask.astype(bool)  # [B, T]
+    positions = np.broadcast_to(position_ids(input_ids, cfg.position_padding_idx), (B, T))  # [B, T]
     bias = None if w.relative_attention_bias is None else position_bias(T, w.relative_attention_bias)  # [1, H, T, T]
-    for layer in w.layers:
-        hidden_states = encoder_layer(hidden_states, lengths, bias, layer, cfg, T)  # [N, C]
-    return hidden_states.reshape(B, T, C)
+    lengths = real.sum(axis=1)  # [B]
+    last_hidden_state = np.zeros((B, T, cfg.hidden_size), dtype=np.float32)  # padding rows stay 0
+
+    def run(b0: int, b1: int) -> None:
+        rows = real[b0:b1]  # [b, T]
+        last_hidden_state[b0:b1][rows] = encode_packed(
+            input_ids[b0:b1][rows], positions[b0:b1][rows], token_type_ids[b0:b1][rows], lengths[b0:b1], bias, w, cfg
+        )
+
+    groups = _balanced_groups(lengths, min(_threads(), max(1, int(lengths.sum()) // _MIN_GROUP_TOKENS)))
+    if len(groups) == 1:
+        run(*groups[0])
+        return last_hidden_state
+    with single_threaded_blas(), ThreadPoolExecutor(len(groups), thread_name_prefix="minibert") as pool:
+        for future in [pool.submit(run, b0, b1) for b0, b1 in groups]:
+            future.result()
+    return last_hidden_state

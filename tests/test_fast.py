@@ -3,12 +3,18 @@ live reference in test_parity_*.py and test_architectures.py, for both NumPy imp
 
 from __future__ import annotations
 
+import itertools
+import threading
+
 import numpy as np
+import pytest
 import torch
 
-from minibert import fast
+import minibert
+from minibert import _blas, fast
 from minibert.forward import layer_norm
 from tests.conftest import assert_close
+from tests.test_parity_random import RAGGED, reference_hidden_states
 
 
 def test_fast_gelu_is_as_close_to_float64_as_torchs_float32_gelu():
@@ -40,3 +46,60 @@ def test_residual_layernorm_matches_the_reference_layer_norm():
     expected = layer_norm((h.astype(np.float64) + residual + bias), weight, ln_bias, 1e-12)
     got = fast.residual_layernorm_(h.copy(), residual, bias, weight, ln_bias, 1e-12)
     assert_close(got, expected, atol=1e-5, rtol=1e-5, what="residual + bias + LayerNorm")
+
+
+@pytest.mark.parametrize("n_threads", [2, 3, 4])
+def test_sequences_split_across_threads_match_transformers(make_bert_dir, monkeypatch, n_threads):
+    monkeypatch.setattr(fast, "_threads", lambda: n_threads)
+    monkeypatch.setattr(fast, "_MIN_GROUP_TOKENS", 1)  # split even this small batch into one group per thread
+    model = minibert.SentenceTransformer(make_bert_dir("tiny"))
+    batch = model.tokenize(RAGGED)
+    real = batch.attention_mask.astype(bool)
+    assert len(fast._balanced_groups(real.sum(axis=1), n_threads)) > 1
+    ours = fast.forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
+    ref = reference_hidden_states(model.model_dir, batch)
+    assert_close(ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"last_hidden_state on {n_threads} threads")
+    assert not ours[~real].any()  # padding rows are left 0
+
+
+@pytest.mark.parametrize(
+    "lengths, n_groups",
+    [([5], 4), ([3, 3, 3, 3], 2), ([100, 1, 1, 1, 1], 2), ([7, 9, 2, 2, 30, 4, 4, 1], 3), ([1] * 10, 8)],
+)
+def test_balanced_groups_cover_every_sequence_once_in_order(lengths, n_groups):
+    groups = fast._balanced_groups(np.array(lengths), n_groups)
+    assert 1 <= len(groups) <= n_groups
+    assert groups[0][0] == 0 and groups[-1][1] == len(lengths)
+    assert all(lo < hi for lo, hi in groups) and all(a[1] == b[0] for a, b in itertools.pairwise(groups))
+    tokens = [sum(lengths[lo:hi]) for lo, hi in groups]
+    assert max(tokens) <= sum(lengths) / n_groups + max(lengths)  # no group holds more than its share + one sequence
+
+
+def test_single_threaded_blas_restores_the_count_after_the_last_concurrent_user():
+    controls = _blas._find_controls()
+    if controls is None:
+        pytest.skip("NumPy here does not use OpenBLAS (the forward then leaves BLAS threads alone)")
+    set_threads, get_threads = controls
+    before = get_threads()
+    set_threads(2)
+    try:
+        inside, release = threading.Barrier(3), threading.Event()
+        seen = []
+
+        def user():
+            with _blas.single_threaded_blas():
+                inside.wait()
+                release.wait()
+                seen.append(get_threads())
+
+        threads = [threading.Thread(target=user) for _ in range(2)]
+        for t in threads:
+            t.start()
+        inside.wait()
+        assert get_threads() == 1  # both users inside
+        release.set()
+        for t in threads:
+            t.join()
+        assert seen == [1, 1] and get_threads() == 2
+    finally:
+        set_threads(before)

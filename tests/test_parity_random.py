@@ -19,7 +19,7 @@ RAGGED = [
 ]
 
 
-def _reference_hidden_states(model_dir, batch):
+def reference_hidden_states(model_dir, batch):
     import torch
     from transformers import BertModel
 
@@ -41,7 +41,7 @@ def test_last_hidden_state_matches_transformers(make_bert_dir, shape, implementa
     assert batch.input_ids.shape[1] == 128 and batch.attention_mask.sum(axis=1).min() == 2
     forward = numpy_forward(implementation)
     ours = forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
-    ref = _reference_hidden_states(model.model_dir, batch)
+    ref = reference_hidden_states(model.model_dir, batch)
     real = batch.attention_mask.astype(bool)  # padding rows are not part of the contract
     assert_close(ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"{shape} last_hidden_state ({implementation})")
 
