@@ -46,6 +46,7 @@ _ERF_Q = (
 _GELU_P = tuple(np.float32(c / (2 * math.sqrt(2))) for c in _ERF_P)
 _GELU_Q = tuple(np.float32(c) for c in _ERF_Q)
 _X_MAX = np.float32(4 * math.sqrt(2))
+_MIN_ROW_SUM = np.float32(1e-30)  # softmax rows summing to less lose precision to subnormals
 _MIN_GROUP_TOKENS = 256  # below this many tokens per thread, one thread (and OpenBLAS's threads) is faster
 _BLOCK_FLOATS = 1 << 16  # elements per row block (256 KiB of float32): a block plus GELU's 4 scratch blocks fit L2
 
@@ -111,26 +112,53 @@ def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.nd
     return h
 
 
+def _attention_scores(query: np.ndarray, key_t: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
+    attention_scores = query @ key_t  # [H, L, D] @ [H, D, L] -> [H, L, L]
+    if bias is not None:
+        attention_scores += bias
+    return attention_scores
+
+
+def _exp_shifted_(attention_scores: np.ndarray, shift) -> tuple[np.ndarray, np.ndarray]:
+    """In place exp(scores - shift) over [H, L, L]; returns it and its row sums [H, L, 1] (a GEMV: summing
+    short rows along the last axis is several times slower in NumPy)."""
+    np.subtract(attention_scores, shift, out=attention_scores)
+    np.exp(attention_scores, out=attention_scores)
+    return attention_scores, attention_scores @ np.ones((attention_scores.shape[-1], 1), dtype=np.float32)
+
+
 def self_attention(mixed_qkv, qkv_bias, offsets, position_bias, context) -> np.ndarray:
     """Packed rows, one sequence at a time on its own tokens: context = softmax(Q Kᵀ/√D (+ bias)) V.
 
-    mixed_qkv: [N, 3C] (before the bias), qkv_bias: [3, H, 1, D], offsets: [S + 1] row starts,
+    mixed_qkv: [N, 3C] (before the bias), qkv_bias: [3, H, D], offsets: [S + 1] row starts,
     position_bias: [1, H, T, T] or None, context: [N, C] output.
+
+    The softmax shifts the scores by the sequence's maximum, not each row's (one reduction instead of a
+    slow per-row one; any shift gives the same softmax), and divides by the row sums after the A·V product,
+    on [H, L, D] instead of [H, L, L]. A row whose maximum is far below the sequence's (its sum < 1e-30,
+    where exp would lose precision) sends the sequence through per-row shifts instead.
     """
-    _, H, _, D = qkv_bias.shape
+    _, H, D = qkv_bias.shape
+    query_bias, key_bias, value_bias = qkv_bias[:, :, None, :]  # [H, 1, D] each
+    key_bias = key_bias.transpose(0, 2, 1)  # [H, D, 1]
+    scale = np.float32(1 / math.sqrt(D))
     for start, end in itertools.pairwise(offsets.tolist()):
         L = end - start
-        # add the bias and lay Q, K, V out head-major: [L, 3C] -> [3, H, L, D]
-        query, key, value = np.add(mixed_qkv[start:end].reshape(L, 3, H, D).transpose(1, 2, 0, 3), qkv_bias)
-        query *= np.float32(1 / math.sqrt(D))
-        attention_scores = query @ key.transpose(0, 2, 1)  # [H, L, D] @ [H, D, L] -> [H, L, L]
-        if position_bias is not None:
-            attention_scores += position_bias[0, :, :L, :L]  # MPNet
-        attention_scores -= attention_scores.max(axis=-1, keepdims=True)
-        attention_probs = np.exp(attention_scores, out=attention_scores)
-        attention_probs /= attention_probs.sum(axis=-1, keepdims=True)
-        context_layer = attention_probs @ value  # [H, L, L] @ [H, L, D] -> [H, L, D]
-        context[start:end].reshape(L, H, D)[...] = context_layer.transpose(1, 0, 2)  # -> [L, C]
+        mixed = mixed_qkv[start:end].reshape(L, 3, H, D)
+        # add the bias and lay the heads out: Q and V as [H, L, D], K already transposed as [H, D, L]
+        query = np.add(mixed[:, 0].transpose(1, 0, 2), query_bias)
+        query *= scale
+        key_t = np.add(mixed[:, 1].transpose(1, 2, 0), key_bias)
+        value = np.add(mixed[:, 2].transpose(1, 0, 2), value_bias)
+        bias = None if position_bias is None else position_bias[0, :, :L, :L]  # MPNet: [H, L, L]
+
+        attention_scores = _attention_scores(query, key_t, bias)
+        exp_scores, row_sums = _exp_shifted_(attention_scores, attention_scores.max())
+        if row_sums.min() < _MIN_ROW_SUM:
+            attention_scores = _attention_scores(query, key_t, bias)
+            exp_scores, row_sums = _exp_shifted_(attention_scores, attention_scores.max(axis=-1, keepdims=True))
+        context_layer = exp_scores @ value  # [H, L, L] @ [H, L, D] -> [H, L, D]
+        np.divide(context_layer, row_sums, out=context[start:end].reshape(L, H, D).transpose(1, 0, 2))  # -> [L, C]
     return context
 
 
@@ -150,7 +178,7 @@ def encoder_layer(hidden_states, offsets, position_bias, layer: EncoderLayer, cf
     eps = cfg.layer_norm_eps
     H, D = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
     np.matmul(hidden_states, layer.qkv_weight, out=buf.mixed_qkv)  # [N, C] @ [C, 3C] -> [N, 3C]
-    self_attention(buf.mixed_qkv, layer.qkv_bias.reshape(3, H, 1, D), offsets, position_bias, buf.context_layer)
+    self_attention(buf.mixed_qkv, layer.qkv_bias.reshape(3, H, D), offsets, position_bias, buf.context_layer)
     attention_output = np.matmul(buf.context_layer, layer.attention_output_weight, out=buf.attention_output)
     residual_layernorm_(
         attention_output,

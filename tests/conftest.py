@@ -48,14 +48,14 @@ def numpy_forward(name: str):
 
 
 def assert_close(ours, ref, *, atol: float, rtol: float = 0.0, what: str = "values") -> None:
-    """Elementwise |ours - ref| ≤ atol + rtol·|ref|; on failure show the worst pairs and the max |Δ|."""
+    """Elementwise |ours - ref| ≤ atol + rtol·|ref| (a NaN anywhere fails); on failure show the worst pairs."""
     ours = np.asarray(ours, dtype=np.float64)
     ref = np.asarray(ref, dtype=np.float64)
     assert ours.shape == ref.shape, f"{what}: shape {ours.shape} vs reference {ref.shape}"
     diff = np.abs(ours - ref)
-    bad = diff > atol + rtol * np.abs(ref)
+    bad = ~(diff <= atol + rtol * np.abs(ref))  # written so that NaN counts as out of tolerance
     if bad.any():
-        worst = np.argsort(diff, axis=None)[::-1][:5]
+        worst = np.argsort(np.where(np.isnan(diff), np.inf, diff), axis=None)[::-1][:5]
         pairs = ", ".join(
             f"{tuple(int(j) for j in np.unravel_index(i, diff.shape))}: ({ours.flat[i]:.8g}, {ref.flat[i]:.8g})"
             for i in worst

@@ -103,3 +103,35 @@ def test_single_threaded_blas_restores_the_count_after_the_last_concurrent_user(
         assert seen == [1, 1] and get_threads() == 2
     finally:
         set_threads(before)
+
+
+def _attention_float64(mixed_qkv, qkv_bias, H):
+    L, C3 = mixed_qkv.shape
+    D = C3 // 3 // H
+    q, k, v = (mixed_qkv.astype(np.float64).reshape(L, 3, H, D) + qkv_bias).transpose(1, 2, 0, 3)  # [H, L, D] each
+    scores = q @ k.transpose(0, 2, 1) / np.sqrt(D)
+    probs = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    probs /= probs.sum(axis=-1, keepdims=True)
+    return (probs @ v).transpose(1, 0, 2).reshape(L, H * D)
+
+
+@pytest.mark.parametrize("query_scale", [1.0, 30.0])
+def test_self_attention_matches_float64_softmax_attention(query_scale):
+    # query_scale 30: in head 0, token 0's query and key are 30·u, so its score is ≈ 900·|u|²/√D ≈ 2500 while the
+    # other rows' scores stay below 1: a shift by the sequence's maximum alone would underflow those rows to 0/0,
+    # and the per-row fallback must catch it.
+    rng = np.random.default_rng(3)
+    H, D, lengths = 2, 8, [5, 3, 1]
+    C = H * D
+    mixed_qkv = (rng.normal(size=(sum(lengths), 3 * C)) * 0.1).astype(np.float32)
+    u = np.ones(D, dtype=np.float32)
+    mixed_qkv[0, :D] = query_scale * u  # query of token 0, head 0
+    mixed_qkv[0, C : C + D] = query_scale * u  # its key
+    qkv_bias = (rng.normal(size=(3, H, D)) * 0.1).astype(np.float32)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    poisoned = np.full((sum(lengths), H * D), np.nan, np.float32)
+    context = fast.self_attention(mixed_qkv, qkv_bias, offsets, None, poisoned)
+    expected = np.concatenate(
+        [_attention_float64(mixed_qkv[a:b], qkv_bias, H) for a, b in itertools.pairwise(offsets)]
+    )
+    assert_close(context, expected, atol=1e-5, rtol=1e-5, what=f"attention (query scale {query_scale})")
