@@ -3,20 +3,25 @@
 :func:`forward` here takes and returns exactly what :func:`minibert.forward.forward` does, and is tested
 against it (and against the live reference). Where it differs:
 
-- **Elementwise work in cache-sized row chunks, in place, on a small thread pool.** Bias + GELU and
-  residual + bias + LayerNorm run over blocks of rows that fit in L2, writing into the GEMM's output
-  buffer instead of allocating temporaries; the row blocks are split across threads (NumPy releases the GIL
-  inside ufuncs). The GEMMs run between these phases on OpenBLAS's own threads, so the two never compete.
+- **No padding, one group of sequences per core.** The real tokens of the batch are packed end to end
+  ([N, C] rows, N = Σ lengths; MS MARCO batches sorted by characters were 30% padding), the sequences split
+  into contiguous groups of about equal token counts, and each group runs the whole layer stack on its
+  own thread: GEMMs, attention and elementwise work, with no hand-offs between them. OpenBLAS is held at
+  one thread meanwhile (:mod:`minibert._blas`): threads inside threads oversubscribed the cores.
+- **Elementwise work in place, in cache-sized row blocks.** Bias + GELU and residual + bias + LayerNorm
+  run over blocks of rows that fit in L2, in the GEMM's output buffer; each layer's activations live in
+  buffers allocated once per forward (``np.matmul(..., out=)``), and the layer output overwrites its input.
 - **GELU from a rational erf in float32.** erf(u) = u·P(u²)/Q(u²) with degree-5 P and Q (all coefficients
   positive, so Horner's rule is well conditioned), fitted by iteratively reweighted least squares to
   relative error 2.5e-8 on [0, 4] and clamped beyond (erf(4) rounds to 1 in float32). In float32 its
   GELU is as close to the float64 GELU as torch's own float32 GELU is (tests/test_fast.py measures both).
-- **Attention without padding.** Per sequence, on its real tokens only (the batch is right-padded, as the
-  tokenizer makes it), so no mask is added and no padded score computed; the Q/K/V bias add and head-major
-  relayout happen there too, on the thread pool. Q is scaled by 1/√D before QKᵀ (one pass over [H, L, D]
-  instead of [H, L, L]). Padding rows of the output are 0 (the reference leaves them to attend freely).
+- **Attention per sequence, on its own tokens** (no mask, no padded scores). K is laid out transposed for
+  QKᵀ; Q is scaled by 1/√D before it (a pass over [H, L, D], not [H, L, L]); the softmax shifts by the
+  sequence's maximum score and divides after A·V (see :func:`self_attention`). Padding rows of the
+  output are 0 (the reference leaves them to attend freely; nothing downstream reads them).
 
-Shape letters as in :mod:`minibert.forward`: B, T, C, H, D, F; N = B·T rows.
+Shape letters as in :mod:`minibert.forward`: B, T, C, H, D, F; N = packed rows (real tokens), L = one
+sequence's length, S = sequences.
 """
 
 from __future__ import annotations
@@ -42,9 +47,12 @@ _ERF_Q = (
     1.0, 0.5048563542882192, 0.11534957653416399,
     0.015207187893315172, 0.0011855710773932453, 3.7420886002094585e-05,
 )  # fmt: skip
-# GELU(x) = x · (½ + ½·erf(x/√2)) = x · (½ + x_c · R(x_c²/2)), R = P / (2√2 · Q), x_c = x clamped to ±4√2
-_GELU_P = tuple(np.float32(c / (2 * math.sqrt(2))) for c in _ERF_P)
-_GELU_Q = tuple(np.float32(c) for c in _ERF_Q)
+# GELU(x) = x · (½ + ½·erf(x/√2)) = x · (½ + x_c · P(w/2) / (2√2 · Q(w/2))), w = x_c², x_c = x clamped to ±4√2.
+# The same rational in w, divided through by Q's leading coefficient so that Q is monic: one pass fewer for the
+# ½ and one for Q's leading term.
+_LEAD = _ERF_Q[-1] / 2 ** (len(_ERF_Q) - 1)
+_GELU_P = tuple(np.float32(c / 2**i / (2 * math.sqrt(2)) / _LEAD) for i, c in enumerate(_ERF_P))
+_GELU_Q = tuple(np.float32(c / 2**i / _LEAD) for i, c in enumerate(_ERF_Q))
 _X_MAX = np.float32(4 * math.sqrt(2))
 _MIN_ROW_SUM = np.float32(1e-30)  # softmax rows summing to less lose precision to subnormals
 _MIN_GROUP_TOKENS = 256  # below this many tokens per thread, one thread (and OpenBLAS's threads) is faster
@@ -64,12 +72,17 @@ def _row_blocks(n_rows: int, width: int):
 
 
 def _horner(coefficients: tuple[np.float32, ...], z: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out = Σ coefficients[i] · z^i, in place."""
-    np.multiply(z, coefficients[-1], out=out)
-    for c in coefficients[-2:0:-1]:
+    """out = Σ coefficients[i] · z^i, in place; a leading coefficient of 1 (monic) saves a pass."""
+    *lower, lead = coefficients
+    if lead == 1:
+        np.add(z, lower.pop(), out=out)
+        out *= z
+    else:
+        np.multiply(z, lead, out=out)
+    for c in reversed(lower[1:]):
         out += c
         out *= z
-    out += coefficients[0]
+    out += lower[0]
     return out
 
 
@@ -77,16 +90,15 @@ def bias_gelu_(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """In place: h = GELU(h + bias), block by block. h: [N, F] float32 C-contiguous, bias: [F]."""
     width = h.shape[1]
     step = min(h.shape[0], max(1, _BLOCK_FLOATS // width))
-    x_c, z, p, q = (np.empty((step, width), dtype=np.float32) for _ in range(4))  # scratch, reused per block
+    x_c, w, p, q = (np.empty((step, width), dtype=np.float32) for _ in range(4))  # scratch, reused per block
     for a, b in _row_blocks(h.shape[0], width):
         x = h[a:b]
         n = b - a
         x += bias
         np.clip(x, -_X_MAX, _X_MAX, out=x_c[:n])
-        np.multiply(x_c[:n], x_c[:n], out=z[:n])
-        z[:n] *= np.float32(0.5)  # u² = x²/2
-        _horner(_GELU_P, z[:n], p[:n])
-        _horner(_GELU_Q, z[:n], q[:n])
+        np.multiply(x_c[:n], x_c[:n], out=w[:n])
+        _horner(_GELU_P, w[:n], p[:n])
+        _horner(_GELU_Q, w[:n], q[:n])
         p[:n] /= q[:n]
         p[:n] *= x_c[:n]
         p[:n] += np.float32(0.5)
