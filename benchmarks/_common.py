@@ -3,24 +3,19 @@
 from __future__ import annotations
 
 import json
-import platform
 import sys
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install -e .`
+
+from minibert.bench import cpu_name
+
+__all__ = ["DEFAULT_CORPUS", "cpu_name", "read_lengths_file", "tokenized_lengths"]
 
 ROOT = Path(__file__).resolve().parent.parent
 MSMARCO = ROOT.parent / "shared" / "data" / "msmarco-passages.tsv"
 # The MS MARCO sample when it sits beside the checkout, else the example corpus minibert ships.
 DEFAULT_CORPUS = MSMARCO if MSMARCO.exists() else ROOT / "examples" / "corpus.txt"
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def read_lengths_file(path: Path, prog: str, minimum: int = 1) -> list[int]:

@@ -1,4 +1,4 @@
-"""The ``minibert`` command line: encode, search, info, download.
+"""The ``minibert`` command line: encode, search, info, download, bench.
 
 Every subcommand takes ``--model`` (default all-MiniLM-L6-v2), resolved like ``minibert.load``.
 Errors minibert raises on purpose are printed as one line on stderr with exit status 1; bad usage
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import bench
 from .errors import InputError, MinibertError
 from .hub import DEFAULT_MODEL, download, minibert_home
 
@@ -184,6 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("name", nargs="?", default=DEFAULT_MODEL)
     fetch.add_argument("--force", action="store_true", help="fetch again even when cached")
     fetch.set_defaults(run=cmd_download)
+
+    speed = sub.add_parser(
+        "bench",
+        help="CPU speed: minibert vs sentence-transformers and ONNX Runtime on a corpus",
+        description=bench.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    bench.add_arguments(speed)
+    speed.set_defaults(run=bench.run)
     return parser
 
 
