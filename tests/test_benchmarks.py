@@ -1,21 +1,30 @@
-"""Every benchmark script answers --help and runs its --smoke configuration (CPU, Triton interpreter).
+"""Every benchmark script answers --help and runs its --smoke configuration; the CPU benchmark's pieces are checked.
 
 The GPU numbers need a GPU; these runs prove the scripts' code paths (corpus lengths, contenders, parity
 checks against the reference, table and CSV output) work, so a GPU session can spend its time measuring.
+The CPU benchmark (minibert.bench, run by benchmarks/cpu.py and `minibert bench`) is run in its --smoke
+configuration on the real all-MiniLM-L6-v2, and its FLOP count, corpus fallback and random-init model
+builder are checked on their own.
 """
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from minibert import bench
+from tests.conftest import ROOT, assert_close
 
-SCRIPTS = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py", "encode_speed.py", "parity_report.py"]
+SCRIPTS = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py", "cpu.py", "parity_report.py"]
 SMOKE = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py"]
+MINIBERT = Path(sys.executable).parent / "minibert"
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -38,3 +47,115 @@ def test_smoke_run(script, real_model_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "max |Δ|" in result.stdout  # every script checks its contenders against a reference
     assert "Traceback" not in result.stderr
+
+
+def test_minibert_bench_help_has_the_scripts_options():
+    result = subprocess.run([str(MINIBERT), "bench", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: minibert bench")
+    script = run("cpu.py", "--help")
+    options = {
+        name: set(re.findall(r"--[a-z][a-z-]+", out))
+        for name, out in (("cli", result.stdout), ("script", script.stdout))
+    }
+    assert options["cli"] == options["script"]
+    assert {
+        "--model",
+        "--corpus",
+        "--limit",
+        "--rounds",
+        "--csv",
+        "--plot",
+        "--no-cold-start",
+        "--no-rss",
+        "--smoke",
+    } <= options["cli"]
+
+
+def _installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
+    csv_path, png_path = tmp_path / "out" / "cpu.csv", tmp_path / "out" / "cpu.png"
+    result = run("cpu.py", "--smoke", "--csv", str(csv_path), "--plot", str(png_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+    expected = {bench.MINIBERT}
+    if _installed("sentence_transformers"):
+        expected.add(bench.REFERENCE)
+    if _installed("onnxruntime", "torch", "transformers"):
+        expected.add(bench.ONNX)
+    out = result.stdout
+    assert "| model | contender | docs/s median (min–max) | tokens/s | GFLOP/s | % of sgemm peak |" in out
+    for name in expected:
+        assert re.search(rf"^\| all-MiniLM-L6-v2 \| {re.escape(name)} \| \d+\.\d \(", out, re.M), out
+    assert "padding is not counted" in out
+    assert re.search(r"sgemm peak \(all-MiniLM-L6-v2\): \d+\.\d GFLOP/s", out)
+    assert re.search(rf"^\| all-MiniLM-L6-v2 \| {re.escape(bench.MINIBERT)} \| \d+\.\d\d \(", out, re.M)  # cold start
+    assert re.search(r"^\| all-MiniLM-L6-v2 \| \d+ MB \((VmHWM|ru_maxrss); (within|over)\) \|", out, re.M)  # RSS
+
+    with csv_path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == bench.CSV_COLUMNS
+        rows = list(reader)
+    assert sorted(row["contender"] for row in rows) == sorted(expected)  # one round: one row per contender
+    for row in rows:
+        assert row["round"] == "0" and row["passages"] == "8" and row["batch_size"] == "4"
+        assert row["model"] == "all-MiniLM-L6-v2" and row["date"] and row["machine"] and "numpy" in row["versions"]
+        for column in ("docs_per_s", "tokens_per_s", "gflops", "sgemm_peak_gflops"):
+            assert float(row[column]) > 0, (column, row)
+        assert float(row["tokens_per_s"]) > float(row["docs_per_s"])
+        if bench.REFERENCE in expected:  # every contender's embeddings equal the reference's (DESIGN.md bound)
+            assert float(row["max_abs_diff"]) <= 1e-5, row
+
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_encoder_flops_matches_a_hand_count():
+    # C = 4, F = 8, two layers, passages of 3 and 5 real tokens. Per layer:
+    #   L = 3: QKV 2·3·4·12 = 288, attention output 2·3·4·4 = 96, FFN 2·2·3·4·8 = 384, QKᵀ + A·V 2·2·9·4 = 144 → 912
+    #   L = 5: QKV 2·5·4·12 = 480, attention output 2·5·4·4 = 160, FFN 2·2·5·4·8 = 640, QKᵀ + A·V 2·2·25·4 = 400 → 1680
+    # (912 + 1680) · 2 layers = 5184
+    assert bench.encoder_flops([3, 5], hidden_size=4, intermediate_size=8, num_layers=2) == 5184
+    assert bench.encoder_flops([], hidden_size=4, intermediate_size=8, num_layers=2) == 0
+
+
+def test_default_limit_scales_with_the_model():
+    assert bench.default_limit(384, 1536, 6) == 512  # all-MiniLM-L6-v2
+    assert bench.default_limit(768, 3072, 12) == 128  # BERT-base: 8× the work per token
+    assert bench.default_limit(1024, 4096, 24) == 64  # BERT-large: the floor
+
+
+def test_stdlib_corpus_is_prose_minibert_can_read(tmp_path):
+    from minibert.corpus import read_corpus
+
+    path = bench.stdlib_corpus(tmp_path, max_passages=40)
+    passages = read_corpus(path)
+    assert len(passages) == 40
+    assert all(len(p.text.split()) >= 20 and ">>>" not in p.text for p in passages)
+    assert bench.stdlib_corpus(tmp_path, max_passages=40) == path  # reused, not rebuilt
+
+
+def test_missing_contender_is_unavailable_not_an_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
+    with pytest.raises(bench.Unavailable, match="not installed"):
+        bench.onnx_contender(None, 4, Path("unused"))
+
+
+def test_random_bert_builder_makes_a_model_both_encoders_load(tmp_path, real_model_dir):
+    from sentence_transformers import SentenceTransformer as Reference
+
+    import minibert
+
+    shape = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
+    model_dir = bench.build_random_bert(tmp_path / "tiny", shape, real_model_dir)
+    ours = minibert.SentenceTransformer(model_dir)
+    c = ours.config
+    assert (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.max_seq_length) == (32, 2, 37, 256)
+    assert c.pooling_modes == ("mean",) and not c.normalize
+    texts = ["a short passage", "a somewhat longer passage about how bread rises in a warm kitchen"]
+    reference = Reference(str(model_dir), device="cpu").encode(texts)
+    assert_close(ours.encode(texts), reference, atol=1e-4, rtol=1e-5, what="random-init builder, minibert vs reference")
+    assert bench.build_random_bert(tmp_path / "tiny", shape, real_model_dir) == model_dir  # built once
