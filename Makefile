@@ -22,7 +22,7 @@ demo: install
 # torch goes first, pinned: otherwise transformers / sentence-transformers pull the newest CUDA build.
 test-deps: $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,progress]'
+	$(BIN)/python -m pip install -q -e '.[test,progress,bench]'
 
 lint: test-deps
 	$(BIN)/python -m ruff check .
@@ -31,7 +31,7 @@ test: lint
 	$(BIN)/python -m pytest -q
 
 bench: test-deps
-	$(BIN)/python benchmarks/encode_speed.py
+	$(BIN)/python benchmarks/cpu.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
