@@ -158,10 +158,10 @@ def self_attention(mixed_qkv, qkv_bias, offsets, position_bias, context) -> np.n
         L = end - start
         mixed = mixed_qkv[start:end].reshape(L, 3, H, D)
         # add the bias and lay the heads out: Q and V as [H, L, D], K already transposed as [H, D, L]
-        query = np.add(mixed[:, 0].transpose(1, 0, 2), query_bias)
+        query = np.add(mixed[:, 0].transpose(1, 0, 2), query_bias, order="C")
         query *= scale
-        key_t = np.add(mixed[:, 1].transpose(1, 2, 0), key_bias)
-        value = np.add(mixed[:, 2].transpose(1, 0, 2), value_bias)
+        key_t = np.add(mixed[:, 1].transpose(1, 2, 0), key_bias, order="C")
+        value = np.add(mixed[:, 2].transpose(1, 0, 2), value_bias, order="C")
         bias = None if position_bias is None else position_bias[0, :, :L, :L]  # MPNet: [H, L, L]
 
         attention_scores = _attention_scores(query, key_t, bias)
