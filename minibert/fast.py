@@ -55,7 +55,7 @@ _GELU_P = tuple(np.float32(c / 2**i / (2 * math.sqrt(2)) / _LEAD) for i, c in en
 _GELU_Q = tuple(np.float32(c / 2**i / _LEAD) for i, c in enumerate(_ERF_Q))
 _X_MAX = np.float32(4 * math.sqrt(2))
 _MIN_ROW_SUM = np.float32(1e-30)  # softmax rows summing to less lose precision to subnormals
-_MIN_GROUP_TOKENS = 256  # below this many tokens per thread, one thread (and OpenBLAS's threads) is faster
+_MIN_GROUP_TOKENS = 64  # fewer tokens per thread than this: one thread (thread start-up would dominate)
 _BLOCK_FLOATS = 1 << 16  # elements per row block (256 KiB of float32): a block plus GELU's 4 scratch blocks fit L2
 
 
@@ -259,10 +259,11 @@ def forward(
         )
 
     groups = _balanced_groups(lengths, min(_threads(), max(1, int(lengths.sum()) // _MIN_GROUP_TOKENS)))
-    if len(groups) == 1:
-        run(*groups[0])
-        return last_hidden_state
-    with single_threaded_blas(), ThreadPoolExecutor(len(groups), thread_name_prefix="minibert") as pool:
-        for future in [pool.submit(run, b0, b1) for b0, b1 in groups]:
-            future.result()
+    with single_threaded_blas():  # attention's many small GEMMs lose to thread hand-offs on more threads
+        if len(groups) == 1:
+            run(*groups[0])
+            return last_hidden_state
+        with ThreadPoolExecutor(len(groups), thread_name_prefix="minibert") as pool:
+            for future in [pool.submit(run, b0, b1) for b0, b1 in groups]:
+                future.result()
     return last_hidden_state
