@@ -79,14 +79,17 @@ class Weights:
         return sum(a.size for group in groups for a in group if isinstance(a, np.ndarray))
 
 
+# safetensors dtype -> how its bytes read in NumPy (BF16 as raw 16-bit words, widened after the read)
+_FLOAT_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "BF16": "<u2"}
+
+
 class _Checkpoint:
     """Reads named tensors from one safetensors file as float32, with errors that name the file."""
 
     def __init__(self, path: Path, prefix: str = "") -> None:
         self.path = path
         try:
-            self._file = safe_open(str(path), framework="np")
-            names = list(self._file.keys())
+            names = list(safe_open(str(path), framework="np").keys())  # validates the header against the file
         except Exception as exc:  # safetensors raises SafetensorError / OSError from Rust
             raise ModelLoadError(f"{path}: not a readable safetensors file ({exc})") from None
         # Checkpoints saved from a task model (BertForMaskedLM…) carry the base model's prefix: drop it.
@@ -101,32 +104,39 @@ class _Checkpoint:
             (header_len,) = struct.unpack("<Q", f.read(8))
             return 8 + header_len, json.loads(f.read(header_len))
 
-    def _read_bf16(self, name: str) -> np.ndarray:
-        """NumPy has no bfloat16: read the raw 16-bit words and widen them to float32 exactly."""
+    def _read(self, stored: str) -> np.ndarray:
+        """One tensor's bytes, read with plain file reads into a fresh array (never through a memory map: the
+        mapped pages of the whole file would stay resident until the load ends, doubling peak RSS)."""
         data_start, entries = self._header
-        begin, end = entries[name]["data_offsets"]
+        entry = entries[stored]
+        dtype = _FLOAT_DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise ModelLoadError(f"{self.path}: tensor '{stored}' has dtype {entry['dtype']}, expected floats")
+        begin, end = entry["data_offsets"]
+        count = (end - begin) // np.dtype(dtype).itemsize
         with self.path.open("rb") as f:
             f.seek(data_start + begin)
-            raw = np.frombuffer(f.read(end - begin), dtype="<u2")
-        return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entries[name]["shape"])
+            raw = np.fromfile(f, dtype=dtype, count=count)
+        if raw.size != count or count != int(np.prod(entry["shape"], dtype=np.int64)):
+            raise ModelLoadError(f"{self.path}: tensor '{stored}' is truncated or its header entry is inconsistent")
+        if entry["dtype"] == "BF16":  # NumPy has no bfloat16: widen the 16-bit words to float32 exactly
+            raw = (raw.astype(np.uint32) << 16).view(np.float32)
+        return raw.reshape(entry["shape"])
 
     def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
         stored = self._names.get(name)
         if stored is None:
             raise ModelLoadError(f"{self.path}: tensor '{name}' is missing")
         try:
-            if self._file.get_slice(stored).get_dtype() == "BF16":
-                tensor = self._read_bf16(stored)
-            else:
-                tensor = self._file.get_tensor(stored)
+            tensor = self._read(stored)
+        except ModelLoadError:
+            raise
         except Exception as exc:
             raise ModelLoadError(f"{self.path}: tensor '{stored}' cannot be read ({exc})") from None
         if tuple(tensor.shape) != shape:
             raise ModelLoadError(
                 f"{self.path}: tensor '{stored}' has shape {list(tensor.shape)}, but the config implies {list(shape)}"
             )
-        if tensor.dtype.kind != "f":
-            raise ModelLoadError(f"{self.path}: tensor '{stored}' has dtype {tensor.dtype}, expected floats")
         tensor = np.ascontiguousarray(tensor, dtype=np.float32)
         if not np.isfinite(tensor).all():
             raise ModelLoadError(f"{self.path}: tensor '{stored}' contains NaN or Inf values")
