@@ -22,7 +22,7 @@ import pytest
 from minibert import bench
 from tests.conftest import ROOT, assert_close
 
-SCRIPTS = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py", "cpu.py", "parity_report.py"]
+SCRIPTS = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py", "cpu.py", "parity_report.py", "profile_cpu.py"]
 SMOKE = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py"]
 MINIBERT = Path(sys.executable).parent / "minibert"
 
@@ -47,6 +47,15 @@ def test_smoke_run(script, real_model_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "max |Δ|" in result.stdout  # every script checks its contenders against a reference
     assert "Traceback" not in result.stderr
+
+
+def test_profile_accounts_for_every_piece(real_model_dir):
+    result = run("profile_cpu.py", "--limit", "8")
+    assert result.returncode == 0, result.stderr[-2000:]
+    shares = dict(re.findall(r"^\| ([^|]+) \| ([0-9.]+) \| [0-9]+% \|$", result.stdout, flags=re.M))
+    assert {"GEMMs (the rest of the encoder layers)", "bias + GELU", "total"} <= shares.keys(), result.stdout
+    assert float(shares["GEMMs (the rest of the encoder layers)"]) > 0 and float(shares["bias + GELU"]) > 0
+    assert "GFLOP/s" in result.stdout
 
 
 def test_minibert_bench_help_has_the_scripts_options():
