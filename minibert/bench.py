@@ -169,8 +169,27 @@ def _versions() -> str:
             parts.append(f"{label} {imported.__version__}{threads}")
     from . import __version__
 
-    parts.append(f"minibert {__version__}")
+    parts.append(f"minibert {__version__}{_checkout_commit()}")
     return ", ".join(parts)
+
+
+def _checkout_commit() -> str:
+    """' (commit abc1234[, modified])' when running from a git checkout, so rows from different commits differ."""
+    if not in_checkout():
+        return ""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--", "minibert"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return f" (commit {commit}{', modified' if dirty else ''})" if commit else ""
 
 
 # ---------------------------------------------------------------------------------------------- counting
