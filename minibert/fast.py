@@ -260,10 +260,14 @@ def encode_packed(input_ids, position_ids, token_type_ids, lengths, position_bia
 
 
 def _balanced_groups(lengths: np.ndarray, n_groups: int) -> list[tuple[int, int]]:
-    """Split sequences 0..S into ≤ n_groups contiguous, non-empty ranges of about equal token counts."""
-    ends = np.cumsum(lengths)  # [S]
-    cuts = np.searchsorted(ends, ends[-1] * np.arange(1, n_groups) / n_groups, side="left") + 1
-    bounds = np.unique(np.concatenate([[0], np.minimum(cuts, len(lengths)), [len(lengths)]]))
+    """Split sequences 0..S into ≤ n_groups contiguous, non-empty ranges of about equal token counts: each cut
+    goes before or after the sequence that straddles its share of the tokens, whichever lands nearer."""
+    starts = np.concatenate([[0], np.cumsum(lengths)])  # [S + 1]: tokens before sequence i
+    targets = starts[-1] * np.arange(1, n_groups) / n_groups
+    straddling = np.searchsorted(starts, targets, side="right") - 1  # the sequence each target falls inside
+    after = np.minimum(straddling + 1, len(lengths))
+    cuts = np.where(starts[after] - targets < targets - starts[straddling], after, straddling)
+    bounds = np.unique(np.concatenate([[0], cuts, [len(lengths)]]))
     return list(itertools.pairwise(bounds.tolist()))
 
 
