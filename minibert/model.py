@@ -7,14 +7,20 @@ through the directory's Dense modules and — when it has a Normalize module —
 is restored.
 
 Differs where sentence-transformers is loose: ``encode([])`` returns a ``[0, d]`` array (not a
-shapeless one), a non-string item is a ``TypeError`` that names its index, and only ``device="cpu"``
+shapeless one); generators are accepted; a non-string item is a ``TypeError`` and a lone surrogate a
+``ValueError``, both naming the index and what to do (:func:`_as_text_list`); and only ``device="cpu"``
 is the NumPy backend; ``device="cuda"`` selects the Triton backend (:mod:`minibert.gpu`).
+
+Thread-safety: one model object may be shared by threads calling :meth:`SentenceTransformer.encode` at
+once. Nothing is mutated after ``__init__``: the weights are read-only arrays, the tokenizer's truncation
+and padding are set once, and each call allocates its own buffers.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -32,25 +38,95 @@ from .weights import load_weights
 BACKENDS = ("numpy", "triton")
 
 
-def _as_text_list(sentences: str | Iterable[str]) -> tuple[list[str], bool]:
-    """(the inputs as a list of str, whether a single string was given)."""
-    if isinstance(sentences, str):
-        return [sentences], True
-    if isinstance(sentences, np.ndarray):
-        sentences = sentences.tolist()
-    if sentences is None or isinstance(sentences, (bytes, bytearray, dict)) or not isinstance(sentences, Iterable):
-        raise InputTypeError(
-            f"sentences must be a str or a list of str, got {type(sentences).__name__}; "
-            "decode bytes first and pass text"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _where(index: int | None) -> str:
+    return "sentences" if index is None else f"sentences[{index}]"
+
+
+def _type_hint(value: object) -> str:
+    """What to do about a non-str input, by its type."""
+    if value is None:
+        return "remove it or pass '' for an empty text"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "decode it first, e.g. data.decode('utf-8')"
+    if isinstance(value, float) and value != value:
+        return "a NaN is usually a missing value: drop it (dropna()) or fill it (fillna(''))"
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return "encode takes a flat list of str: flatten it, or call encode once per inner list"
+    return "convert it to text (str(x)) or remove it"
+
+
+def _check_text(text: object, index: int | None) -> str:
+    """`text` when it is a str of valid Unicode; else InputTypeError / InputError naming where it is."""
+    if not isinstance(text, str):
+        expected = "a str or a list of str" if index is None else "str"
+        what = "None" if text is None else type(text).__name__
+        raise InputTypeError(f"{_where(index)} is {what}, expected {expected}; {_type_hint(text)}")
+    if not text.isascii() and (match := _LONE_SURROGATE.search(text)) is not None:
+        raise InputError(
+            f"{_where(index)} contains a lone surrogate (U+{ord(match[0]):04X} at character {match.start()}), "
+            "which is not valid Unicode and cannot be tokenized; clean the text first, e.g. "
+            "text.encode('utf-8', 'replace').decode('utf-8') (or, for a surrogate pair split in two, "
+            "text.encode('utf-16', 'surrogatepass').decode('utf-16'))"
         )
-    texts = list(sentences)
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise InputTypeError(
-                f"sentences[{index}] is {type(text).__name__}, expected str; "
-                "remove it or convert it to text before encoding"
+    return text
+
+
+def _check_container(sentences: object) -> Iterable:
+    """`sentences` as something to iterate over once, or InputTypeError / InputError saying what to pass."""
+    if isinstance(sentences, np.ndarray):
+        if sentences.ndim != 1:
+            raise InputError(
+                f"sentences is a {sentences.ndim}-D array of shape {sentences.shape}; pass a 1-D array of str "
+                "(e.g. array.ravel()), a list of str, or for one text array.item()"
             )
-    return texts, False
+        if sentences.dtype.kind not in "UO":
+            raise InputTypeError(
+                f"sentences is an array of dtype {sentences.dtype}, expected str (dtype '<U…' or object); "
+                + ("decode it first, e.g. array.astype(str)" if sentences.dtype.kind == "S" else "pass text")
+            )
+        return sentences.tolist()
+    if (
+        sentences is None
+        or isinstance(sentences, (bytes, bytearray, memoryview))
+        or not isinstance(sentences, Iterable)
+    ):
+        _check_text(sentences, None)  # raises: the message names the type and what to do
+    if isinstance(sentences, Mapping):
+        raise InputTypeError(f"sentences is a {type(sentences).__name__}; pass a list of str, e.g. list(d.values())")
+    if isinstance(sentences, (set, frozenset)):
+        raise InputTypeError(
+            f"sentences is a {type(sentences).__name__}, which has no order to return the rows in; "
+            "pass a list, e.g. sorted(texts)"
+        )
+    ndim = getattr(sentences, "ndim", 1)
+    if ndim != 1:
+        raise InputError(
+            f"sentences is a {ndim}-D {type(sentences).__name__}; pass one column or a flat list of str "
+            "(for a DataFrame, df['text'])"
+        )
+    return sentences
+
+
+def _as_text_list(sentences: str | Iterable[str]) -> tuple[list[str], bool]:
+    """(the inputs as a list of str, whether a single string was given); anything else raises, saying what to do.
+
+    Accepted: a str (one text); a list, tuple or any other iterable of str, iterated exactly once (a generator
+    is read to its end before anything is encoded, since inputs are sorted by length: it must be finite, and
+    a stream too large for memory should be encoded in chunks); a 1-D NumPy array of str (dtype ``<U…`` or
+    object); a pandas Series of str.
+
+    Refused with :class:`InputTypeError` (a ``TypeError``): None, bytes, numbers and other non-str values,
+    at the top or as an item (the message names the index); nested lists; dicts; sets (no order); arrays of
+    bytes or numbers. Refused with :class:`InputError` (a ``ValueError``): a text with a lone surrogate
+    (``"\ud800"``; not valid Unicode, so the tokenizer cannot read it — minibert does not guess a replacement);
+    arrays or frames that are not 1-D.
+    """
+    if isinstance(sentences, str):
+        return [_check_text(sentences, None)], True
+    return [_check_text(text, index) for index, text in enumerate(_check_container(sentences))], False
 
 
 def _positive_int(name: str, value: object) -> int:
