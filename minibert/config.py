@@ -19,7 +19,11 @@ larger than the position table is clamped to it (the reference would crash on su
 
 from __future__ import annotations
 
+import errno
 import json
+import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,17 +77,44 @@ class ModelConfig:
         return self.dense_layers[-1].out_features if self.dense_layers else self.hidden_size * len(self.pooling_modes)
 
 
+def present(path: Path) -> bool:
+    """Whether a directory entry named `path` exists, even one that cannot be followed (a symlink loop or a
+    dangling link): such a file is then reported by :func:`regular_file_size`, not silently skipped."""
+    return os.path.lexists(path)
+
+
+def regular_file_size(path: Path) -> int:
+    """The size of the regular file at `path` (symlinks followed), or a ModelLoadError that names the file and
+    says why it cannot be read: missing, a dangling link, a symlink loop, a directory, or a FIFO / socket /
+    device (which could block a read forever or never end)."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            raise ModelLoadError(f"{path}: is a symbolic link to {os.readlink(path)!r}, which does not exist") from None
+        raise ModelLoadError(f"{path}: file is missing") from None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ModelLoadError(f"{path}: is a symbolic link loop ({exc.strerror}); it cannot be read") from None
+        raise ModelLoadError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ModelLoadError(f"{path}: is a directory, expected a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ModelLoadError(f"{path}: is not a regular file (a FIFO, socket or device); minibert reads only files")
+    return info.st_size
+
+
 def read_json(path: Path) -> Any:
     """Parse a JSON file, turning every failure into a ModelLoadError that names the file."""
+    if regular_file_size(path) == 0:
+        raise ModelLoadError(f"{path}: file is empty (0 bytes), expected JSON")
     try:
         text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ModelLoadError(f"{path}: file is missing") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{path}: cannot be read ({exc})") from None
     try:
         return json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
 
 
@@ -94,6 +125,8 @@ def _require_object(value: Any, path: Path) -> dict[str, Any]:
 
 
 def _positive_int(cfg: dict[str, Any], key: str, path: Path, default: int | None = None) -> int:
+    if key not in cfg and default is None:
+        raise ModelLoadError(f"{path}: required key '{key}' is missing")
     value = cfg.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ModelLoadError(f"{path}: '{key}' must be a positive integer, found {value!r}")
@@ -147,7 +180,11 @@ def _transformer_fields(path: Path) -> dict[str, Any]:
     """The transformer's hyper-parameters from config.json, validated and under canonical names."""
     cfg = _require_object(read_json(path), path)
     model_type = cfg.get("model_type")
-    arch = ARCHITECTURES.get(model_type)
+    if model_type is None:
+        raise UnsupportedModelError(
+            f"{path}: has no 'model_type'; minibert supports {', '.join(ARCHITECTURES)} (a transformers config.json)"
+        )
+    arch = ARCHITECTURES.get(model_type) if isinstance(model_type, str) else None
     if arch is None:
         raise UnsupportedModelError(
             f"{path}: model_type {model_type!r} is not supported; minibert supports {', '.join(ARCHITECTURES)}"
@@ -171,19 +208,32 @@ def _transformer_fields(path: Path) -> dict[str, Any]:
             f"{path}: position_embedding_type {position_type!r} is not supported (only 'absolute')"
         )
     eps = arch.layer_norm_eps or cfg.get("layer_norm_eps", 1e-12)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (eps > 0 and math.isfinite(eps)):
         raise ModelLoadError(f"{path}: 'layer_norm_eps' must be a positive number, found {eps!r}")
     buckets = _positive_int(cfg, "relative_attention_num_buckets", path, 32) if arch.relative_attention_bias else 0
+    vocab_size = _positive_int(cfg, "vocab_size", path)
+    pad_token_id = cfg.get("pad_token_id")
+    pad_token_id = 0 if pad_token_id is None else pad_token_id
+    if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or not 0 <= pad_token_id < vocab_size:
+        raise ModelLoadError(
+            f"{path}: 'pad_token_id' must be an integer id below vocab_size {vocab_size}, found {pad_token_id!r}"
+        )
+    max_position_embeddings = _positive_int(cfg, "max_position_embeddings", path)
+    padding_idx = arch.position_padding_idx
+    if max_position_embeddings - (0 if padding_idx is None else padding_idx + 1) < 2:
+        raise ModelLoadError(
+            f"{path}: 'max_position_embeddings' {max_position_embeddings} leaves room for fewer than 2 tokens"
+        )
     return {
         **fields,
         "model_type": model_type,
-        "vocab_size": _positive_int(cfg, "vocab_size", path),
+        "vocab_size": vocab_size,
         "hidden_act": hidden_act,
         "layer_norm_eps": float(eps),
-        "max_position_embeddings": _positive_int(cfg, "max_position_embeddings", path),
+        "max_position_embeddings": max_position_embeddings,
         "type_vocab_size": _positive_int(cfg, "type_vocab_size", path, 2) if arch.token_type_embeddings else 0,
-        "pad_token_id": cfg.get("pad_token_id") or 0,
-        "position_padding_idx": arch.position_padding_idx,
+        "pad_token_id": pad_token_id,
+        "position_padding_idx": padding_idx,
         "relative_attention_num_buckets": buckets,
     }
 
@@ -193,7 +243,12 @@ def _pooling_modes(path: Path) -> tuple[str, ...]:
     cfg = _require_object(read_json(path), path)
     if "pooling_mode" in cfg:
         raw = cfg["pooling_mode"]
-        modes = (raw,) if isinstance(raw, str) else tuple(raw)
+        modes = (raw,) if isinstance(raw, str) else tuple(raw) if isinstance(raw, list) else ()
+        if not modes or not all(isinstance(mode, str) for mode in modes):
+            raise ModelLoadError(
+                f"{path}: 'pooling_mode' must be a mode name or a non-empty list of them "
+                f"({', '.join(POOLING_MODES)}), found {raw!r}"
+            )
     else:
         modes = tuple(mode for key, mode in _LEGACY_POOLING_KEYS.items() if cfg.get(key, False))
         modes = modes or ("mean",)
@@ -246,10 +301,21 @@ def _dense_config(module_dir: Path, in_features: int) -> DenseConfig:
     )
 
 
+def _module_dir(model_dir: Path, module: dict[str, Any], index: int, modules_path: Path) -> Path:
+    """A module's directory: its ``path`` must stay inside the model directory (relative, no ``..``)."""
+    rel = module.get("path", "")
+    if not isinstance(rel, str) or Path(rel).is_absolute() or ".." in Path(rel).parts or rel.startswith("~"):
+        raise ModelLoadError(
+            f"{modules_path}: module {index} has path {rel!r}; a module path must be a directory inside the model "
+            "directory (relative, without '..')"
+        )
+    return model_dir / rel
+
+
 def _pipeline(model_dir: Path, hidden_size: int) -> tuple[tuple[str, ...], tuple[DenseConfig, ...], bool]:
     """(pooling modes, dense layers, normalize) from modules.json; plain transformers dirs get mean pooling."""
     modules_path = model_dir / "modules.json"
-    if not modules_path.exists():
+    if not present(modules_path):
         return ("mean",), (), False
     modules = read_json(modules_path)
     if not isinstance(modules, list) or not all(isinstance(m, dict) for m in modules):
@@ -259,7 +325,7 @@ def _pipeline(model_dir: Path, hidden_size: int) -> tuple[tuple[str, ...], tuple
     normalize = False
     for index, module in enumerate(modules):
         kind = str(module.get("type", "")).rsplit(".", 1)[-1]
-        subdir = model_dir / str(module.get("path", ""))
+        subdir = _module_dir(model_dir, module, index, modules_path)
         if kind == "Transformer" and index == 0:
             continue
         if kind == "Pooling" and pooling is None:
@@ -282,13 +348,15 @@ def _pipeline(model_dir: Path, hidden_size: int) -> tuple[tuple[str, ...], tuple
 def _sentence_bert_fields(model_dir: Path, max_positions: int) -> tuple[int, bool]:
     """(max_seq_length, do_lower_case) as sentence-transformers derives them."""
     st_path = model_dir / "sentence_bert_config.json"
-    st_cfg = _require_object(read_json(st_path), st_path) if st_path.exists() else {}
+    st_cfg = _require_object(read_json(st_path), st_path) if present(st_path) else {}
     max_seq_length = st_cfg.get("max_seq_length")
     if max_seq_length is None:
         tok_path = model_dir / "tokenizer_config.json"
-        tok_cfg = _require_object(read_json(tok_path), tok_path) if tok_path.exists() else {}
+        tok_cfg = _require_object(read_json(tok_path), tok_path) if present(tok_path) else {}
         model_max = tok_cfg.get("model_max_length", max_positions)
-        max_seq_length = min(int(model_max), max_positions)
+        if isinstance(model_max, bool) or not isinstance(model_max, (int, float)) or not model_max >= 2:
+            raise ModelLoadError(f"{tok_path}: 'model_max_length' must be a number ≥ 2, found {model_max!r}")
+        max_seq_length = int(min(model_max, max_positions))
     elif isinstance(max_seq_length, bool) or not isinstance(max_seq_length, int) or max_seq_length < 2:
         raise ModelLoadError(f"{st_path}: 'max_seq_length' must be an integer ≥ 2, found {max_seq_length!r}")
     do_lower_case = st_cfg.get("do_lower_case", False)
@@ -300,15 +368,81 @@ def _sentence_bert_fields(model_dir: Path, max_positions: int) -> tuple[int, boo
 def _similarity_fn_name(model_dir: Path) -> str | None:
     """The score function the model was trained for, when config_sentence_transformers.json records it."""
     path = model_dir / "config_sentence_transformers.json"
-    cfg = _require_object(read_json(path), path) if path.exists() else {}
+    cfg = _require_object(read_json(path), path) if present(path) else {}
     name = cfg.get("similarity_fn_name")
     if name not in (None, "cosine", "dot"):
         raise UnsupportedModelError(f"{path}: similarity_fn_name {name!r} is not supported (cosine or dot)")
     return name
 
 
+# tokenizer.json model types minibert's tokenizer path is built and tested for (BERT, DistilBERT and MPNet use it).
+TOKENIZER_MODELS = ("WordPiece",)
+
+
+def _token_ids(vocab: Any, path: Path, what: str) -> list[tuple[int, str]]:
+    """(id, token) pairs of a ``{token: id}`` mapping, checked to be non-negative integer ids."""
+    if not isinstance(vocab, dict):
+        raise ModelLoadError(f"{path}: {what} must be a {{token: id}} object, found {type(vocab).__name__}")
+    pairs = [(i, t) for t, i in vocab.items()]
+    bad = next(((i, t) for i, t in pairs if isinstance(i, bool) or not isinstance(i, int) or i < 0), None)
+    if bad is not None:
+        raise ModelLoadError(f"{path}: token {bad[1]!r} in {what} has id {bad[0]!r}, expected an integer ≥ 0")
+    return pairs
+
+
+def _check_tokenizer_files(model_dir: Path, vocab_size: int) -> None:
+    """Validate the tokenizer files that :class:`~minibert.tokenizer.BatchTokenizer` will load, so that a broken
+    or foreign tokenizer is an error naming its file here rather than a crash (or a silently wrong id) later:
+    ``tokenizer_config.json`` must be a JSON object; ``tokenizer.json`` a WordPiece tokenizer; and every token id
+    (``tokenizer.json``'s vocabulary and added tokens, else ``vocab.txt``'s lines) must index the embedding table."""
+    config_path = model_dir / "tokenizer_config.json"
+    if present(config_path):
+        _require_object(read_json(config_path), config_path)
+    tokenizer_path = model_dir / "tokenizer.json"
+    vocab_path = model_dir / "vocab.txt"
+    if present(tokenizer_path):
+        tokenizer = _require_object(read_json(tokenizer_path), tokenizer_path)
+        model = tokenizer.get("model")
+        if not isinstance(model, dict):
+            raise ModelLoadError(f"{tokenizer_path}: has no 'model' object; not a tokenizers tokenizer.json")
+        kind = model.get("type")
+        if kind not in TOKENIZER_MODELS:
+            raise UnsupportedModelError(
+                f"{tokenizer_path}: tokenizer model type {kind!r} is not supported; minibert supports "
+                f"{', '.join(TOKENIZER_MODELS)} tokenizers only (those of BERT, DistilBERT and MPNet)"
+            )
+        pairs = _token_ids(model.get("vocab"), tokenizer_path, "model.vocab")
+        added = tokenizer.get("added_tokens") or []
+        if not isinstance(added, list) or not all(isinstance(t, dict) for t in added):
+            raise ModelLoadError(f"{tokenizer_path}: 'added_tokens' must be a list of objects")
+        pairs += _token_ids({str(t.get("content")): t.get("id") for t in added}, tokenizer_path, "added_tokens")
+        source = tokenizer_path
+    elif present(vocab_path):
+        if regular_file_size(vocab_path) == 0:
+            raise ModelLoadError(f"{vocab_path}: file is empty (0 bytes), expected one token per line")
+        try:
+            lines = vocab_path.read_text(encoding="utf-8").splitlines()  # as tokenizer.py numbers them
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ModelLoadError(f"{vocab_path}: cannot be read ({exc})") from None
+        pairs = [(len(lines) - 1, lines[-1])] if lines else []
+        source = vocab_path
+    else:
+        return  # the tokenizer reports a directory without tokenizer files
+    if pairs:
+        top_id, token = max(pairs)
+        if top_id >= vocab_size:
+            raise ModelLoadError(
+                f"{source}: token {token!r} has id {top_id}, but config.json's vocab_size is {vocab_size}: "
+                "the tokenizer does not belong to these weights"
+            )
+
+
 def load_config(model_dir: str | Path) -> ModelConfig:
-    """Build the one ModelConfig for a sentence-transformers (or plain transformers) directory."""
+    """Build the one ModelConfig for a sentence-transformers (or plain transformers) directory.
+
+    Raises ModelLoadError (UnsupportedModelError for well-formed but unsupported contents) naming the file and
+    the problem; the tokenizer files are validated here too (see :func:`_check_tokenizer_files`).
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelLoadError(f"{model_dir}: not a directory")
@@ -317,6 +451,7 @@ def load_config(model_dir: str | Path) -> ModelConfig:
     padding_idx = fields["position_padding_idx"]
     max_positions = fields["max_position_embeddings"] - (0 if padding_idx is None else padding_idx + 1)
     max_seq_length, do_lower_case = _sentence_bert_fields(model_dir, max_positions)
+    _check_tokenizer_files(model_dir, fields["vocab_size"])
     return ModelConfig(
         model_dir=model_dir,
         max_seq_length=max_seq_length,

@@ -38,6 +38,7 @@ Where it differs:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -161,7 +162,10 @@ def _hf_cache_lookup(model_id: str) -> tuple[Path | None, str]:
         if not snapshot.is_dir():
             return None, f"{ref} points at {revision}, but {snapshot} does not exist"
     else:
-        candidates = sorted(p for p in snapshots.iterdir() if p.is_dir()) if snapshots.is_dir() else []
+        try:
+            candidates = sorted(p for p in snapshots.iterdir() if p.is_dir()) if snapshots.is_dir() else []
+        except OSError as exc:
+            return None, f"{snapshots} cannot be listed ({exc.strerror or exc})"
         if len(candidates) != 1:
             return None, f"{ref} is missing and {snapshots} holds {len(candidates)} snapshots (need exactly one)"
         snapshot = candidates[0]
@@ -216,6 +220,22 @@ def _from_hub(model_id: str) -> tuple[Path | None, str]:
 # ---------------------------------------------------------------------------------------- resolution
 
 
+def _unfollowable(path: Path) -> str | None:
+    """Why `path` names something that cannot be followed — a symbolic link loop, a link to nothing, a
+    directory that cannot be searched — or None (it exists, or plainly does not)."""
+    try:
+        path.stat()
+    except FileNotFoundError:
+        if path.is_symlink():
+            return f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist"
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"{path} is, or goes through, a symbolic link loop ({exc.strerror})"
+        return f"{path} cannot be accessed ({exc.strerror or exc})"
+    return None
+
+
 def _looks_like_path(text: str) -> bool:
     if text.startswith(("/", "./", "../", "~")) or text in (".", ".."):
         return True
@@ -246,14 +266,17 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
         return local.resolve()
     if local.exists():
         raise ModelNotFoundError(f"{local} is a file, not a model directory; pass the directory that holds config.json")
+    problem = _unfollowable(local)
     if is_pathlike or _looks_like_path(text):
+        if problem is not None:
+            raise ModelNotFoundError(f"model directory {problem}; pass an existing directory that holds config.json")
         raise ModelNotFoundError(
             f"model directory {local} does not exist; pass an existing directory that holds config.json "
             "and model.safetensors, or a hub id such as 'sentence-transformers/all-MiniLM-L6-v2'"
         )
 
     model_id = canonical_model_id(text)
-    tried = [f"local directory: {local.absolute()} (does not exist)"]
+    tried = [f"local directory: {problem or f'{local.absolute()} (does not exist)'}"]
 
     cached = minibert_model_dir(model_id)
     if (cached / "config.json").is_file():
