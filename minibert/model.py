@@ -233,6 +233,9 @@ class SentenceTransformer:
 
         ``convert_to_numpy=False`` returns a list of n ``[d]`` arrays instead of one matrix.
         ``truncate_dim`` keeps the first that many dimensions, before ``normalize_embeddings``.
+        What ``sentences`` may be, and the errors for what it may not, are in :func:`_as_text_list`.
+        Each distinct text is embedded once, so equal inputs get bitwise-equal rows (the progress bar
+        counts distinct texts). Safe to call from several threads on one model (module docstring).
         """
         texts, single = _as_text_list(sentences)
         batch_size = _positive_int("batch_size", batch_size)
@@ -240,18 +243,30 @@ class SentenceTransformer:
         if truncate_dim is not None:
             dim = min(_positive_int("truncate_dim", truncate_dim), dim)
 
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first
-        out = np.empty((len(texts), dim), dtype=np.float32)  # [n, d]
-        with progress(len(texts), "Batches", should_show(show_progress_bar)) as advance:
-            for start in range(0, len(texts), batch_size):
+        distinct, rows_of = _distinct(texts)
+        order = np.argsort([-len(t) for t in distinct], kind="stable")  # longest first
+        out = np.empty((len(distinct), dim), dtype=np.float32)  # [u, d]
+        with progress(len(distinct), "Batches", should_show(show_progress_bar)) as advance:
+            for start in range(0, len(distinct), batch_size):
                 rows = order[start : start + batch_size]
-                embeddings = self._embed_batch([texts[i] for i in rows])[:, :dim]  # [B, d]
+                embeddings = self._embed_batch([distinct[i] for i in rows])[:, :dim]  # [B, d]
                 out[rows] = normalize(embeddings) if normalize_embeddings else embeddings
                 advance(len(rows))
+        if rows_of is not None:
+            out = out[rows_of]  # [u, d] -> [n, d]
 
         if single:
             return out[0]
         return out if convert_to_numpy else list(out)
+
+
+def _distinct(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
+    """(the distinct texts in first-seen order, each input's row among them — None when all are distinct)."""
+    first_row: dict[str, int] = {}
+    rows_of = np.fromiter((first_row.setdefault(t, len(first_row)) for t in texts), dtype=np.intp, count=len(texts))
+    if len(first_row) == len(texts):
+        return texts, None
+    return list(first_row), rows_of
 
 
 def load(model_name_or_path: str | os.PathLike | None = None, device: str | None = "cpu") -> SentenceTransformer:
