@@ -118,7 +118,9 @@ def read_json(path: Path) -> Any:
         raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
 
 
-def _require_object(value: Any, path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """Parse a JSON file that must hold an object; every failure is a ModelLoadError naming the file."""
+    value = read_json(path)
     if not isinstance(value, dict):
         raise ModelLoadError(f"{path}: expected a JSON object, found {type(value).__name__}")
     return value
@@ -178,7 +180,7 @@ ACTIVATIONS = ("gelu", "relu")
 
 def _transformer_fields(path: Path) -> dict[str, Any]:
     """The transformer's hyper-parameters from config.json, validated and under canonical names."""
-    cfg = _require_object(read_json(path), path)
+    cfg = read_json_object(path)
     model_type = cfg.get("model_type")
     if model_type is None:
         raise UnsupportedModelError(
@@ -240,7 +242,7 @@ def _transformer_fields(path: Path) -> dict[str, Any]:
 
 def _pooling_modes(path: Path) -> tuple[str, ...]:
     """Pooling modes from a Pooling module's config.json (new ``pooling_mode`` or legacy booleans)."""
-    cfg = _require_object(read_json(path), path)
+    cfg = read_json_object(path)
     if "pooling_mode" in cfg:
         raw = cfg["pooling_mode"]
         modes = (raw,) if isinstance(raw, str) else tuple(raw) if isinstance(raw, list) else ()
@@ -280,7 +282,7 @@ class DenseConfig:
 
 def _dense_config(module_dir: Path, in_features: int) -> DenseConfig:
     path = module_dir / "config.json"
-    cfg = _require_object(read_json(path), path)
+    cfg = read_json_object(path)
     declared_in = _positive_int(cfg, "in_features", path)
     if declared_in != in_features:
         raise ModelLoadError(f"{path}: in_features is {declared_in}, but the module before it outputs {in_features}")
@@ -348,11 +350,11 @@ def _pipeline(model_dir: Path, hidden_size: int) -> tuple[tuple[str, ...], tuple
 def _sentence_bert_fields(model_dir: Path, max_positions: int) -> tuple[int, bool]:
     """(max_seq_length, do_lower_case) as sentence-transformers derives them."""
     st_path = model_dir / "sentence_bert_config.json"
-    st_cfg = _require_object(read_json(st_path), st_path) if present(st_path) else {}
+    st_cfg = read_json_object(st_path) if present(st_path) else {}
     max_seq_length = st_cfg.get("max_seq_length")
     if max_seq_length is None:
         tok_path = model_dir / "tokenizer_config.json"
-        tok_cfg = _require_object(read_json(tok_path), tok_path) if present(tok_path) else {}
+        tok_cfg = read_json_object(tok_path) if present(tok_path) else {}
         model_max = tok_cfg.get("model_max_length", max_positions)
         if isinstance(model_max, bool) or not isinstance(model_max, (int, float)) or not model_max >= 2:
             raise ModelLoadError(f"{tok_path}: 'model_max_length' must be a number ≥ 2, found {model_max!r}")
@@ -368,80 +370,18 @@ def _sentence_bert_fields(model_dir: Path, max_positions: int) -> tuple[int, boo
 def _similarity_fn_name(model_dir: Path) -> str | None:
     """The score function the model was trained for, when config_sentence_transformers.json records it."""
     path = model_dir / "config_sentence_transformers.json"
-    cfg = _require_object(read_json(path), path) if present(path) else {}
+    cfg = read_json_object(path) if present(path) else {}
     name = cfg.get("similarity_fn_name")
     if name not in (None, "cosine", "dot"):
         raise UnsupportedModelError(f"{path}: similarity_fn_name {name!r} is not supported (cosine or dot)")
     return name
 
 
-# tokenizer.json model types minibert's tokenizer path is built and tested for (BERT, DistilBERT and MPNet use it).
-TOKENIZER_MODELS = ("WordPiece",)
-
-
-def _token_ids(vocab: Any, path: Path, what: str) -> list[tuple[int, str]]:
-    """(id, token) pairs of a ``{token: id}`` mapping, checked to be non-negative integer ids."""
-    if not isinstance(vocab, dict):
-        raise ModelLoadError(f"{path}: {what} must be a {{token: id}} object, found {type(vocab).__name__}")
-    pairs = [(i, t) for t, i in vocab.items()]
-    bad = next(((i, t) for i, t in pairs if isinstance(i, bool) or not isinstance(i, int) or i < 0), None)
-    if bad is not None:
-        raise ModelLoadError(f"{path}: token {bad[1]!r} in {what} has id {bad[0]!r}, expected an integer ≥ 0")
-    return pairs
-
-
-def _check_tokenizer_files(model_dir: Path, vocab_size: int) -> None:
-    """Validate the tokenizer files that :class:`~minibert.tokenizer.BatchTokenizer` will load, so that a broken
-    or foreign tokenizer is an error naming its file here rather than a crash (or a silently wrong id) later:
-    ``tokenizer_config.json`` must be a JSON object; ``tokenizer.json`` a WordPiece tokenizer; and every token id
-    (``tokenizer.json``'s vocabulary and added tokens, else ``vocab.txt``'s lines) must index the embedding table."""
-    config_path = model_dir / "tokenizer_config.json"
-    if present(config_path):
-        _require_object(read_json(config_path), config_path)
-    tokenizer_path = model_dir / "tokenizer.json"
-    vocab_path = model_dir / "vocab.txt"
-    if present(tokenizer_path):
-        tokenizer = _require_object(read_json(tokenizer_path), tokenizer_path)
-        model = tokenizer.get("model")
-        if not isinstance(model, dict):
-            raise ModelLoadError(f"{tokenizer_path}: has no 'model' object; not a tokenizers tokenizer.json")
-        kind = model.get("type")
-        if kind not in TOKENIZER_MODELS:
-            raise UnsupportedModelError(
-                f"{tokenizer_path}: tokenizer model type {kind!r} is not supported; minibert supports "
-                f"{', '.join(TOKENIZER_MODELS)} tokenizers only (those of BERT, DistilBERT and MPNet)"
-            )
-        pairs = _token_ids(model.get("vocab"), tokenizer_path, "model.vocab")
-        added = tokenizer.get("added_tokens") or []
-        if not isinstance(added, list) or not all(isinstance(t, dict) for t in added):
-            raise ModelLoadError(f"{tokenizer_path}: 'added_tokens' must be a list of objects")
-        pairs += _token_ids({str(t.get("content")): t.get("id") for t in added}, tokenizer_path, "added_tokens")
-        source = tokenizer_path
-    elif present(vocab_path):
-        if regular_file_size(vocab_path) == 0:
-            raise ModelLoadError(f"{vocab_path}: file is empty (0 bytes), expected one token per line")
-        try:
-            lines = vocab_path.read_text(encoding="utf-8").splitlines()  # as tokenizer.py numbers them
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ModelLoadError(f"{vocab_path}: cannot be read ({exc})") from None
-        pairs = [(len(lines) - 1, lines[-1])] if lines else []
-        source = vocab_path
-    else:
-        return  # the tokenizer reports a directory without tokenizer files
-    if pairs:
-        top_id, token = max(pairs)
-        if top_id >= vocab_size:
-            raise ModelLoadError(
-                f"{source}: token {token!r} has id {top_id}, but config.json's vocab_size is {vocab_size}: "
-                "the tokenizer does not belong to these weights"
-            )
-
-
 def load_config(model_dir: str | Path) -> ModelConfig:
     """Build the one ModelConfig for a sentence-transformers (or plain transformers) directory.
 
     Raises ModelLoadError (UnsupportedModelError for well-formed but unsupported contents) naming the file and
-    the problem; the tokenizer files are validated here too (see :func:`_check_tokenizer_files`).
+    the problem. The tokenizer files are checked where they are loaded (:mod:`minibert.tokenizer`).
     """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
@@ -451,7 +391,6 @@ def load_config(model_dir: str | Path) -> ModelConfig:
     padding_idx = fields["position_padding_idx"]
     max_positions = fields["max_position_embeddings"] - (0 if padding_idx is None else padding_idx + 1)
     max_seq_length, do_lower_case = _sentence_bert_fields(model_dir, max_positions)
-    _check_tokenizer_files(model_dir, fields["vocab_size"])
     return ModelConfig(
         model_dir=model_dir,
         max_seq_length=max_seq_length,

@@ -50,7 +50,7 @@ import numpy as np
 from tokenizers import Encoding, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from .config import ModelConfig, read_json
+from .config import ModelConfig, present, read_json_object, regular_file_size
 from .errors import ModelLoadError, UnsupportedModelError
 
 
@@ -63,27 +63,51 @@ class Batch:
     token_type_ids: np.ndarray  # [B, T] int64, all zeros (single sentences)
 
 
+# tokenizer.json model types minibert is built and tested for (BERT, DistilBERT and MPNet all use WordPiece)
+TOKENIZER_MODELS = ("WordPiece",)
+
+
+def _foreign_tokenizer(path: Path, kind: object) -> UnsupportedModelError:
+    return UnsupportedModelError(
+        f"{path}: tokenizer model type {kind!r} is not supported; minibert supports "
+        f"{', '.join(TOKENIZER_MODELS)} tokenizers only (those of BERT, DistilBERT and MPNet)"
+    )
+
+
 def _from_tokenizer_json(path: Path) -> Tokenizer:
+    """The tokenizer in `path`; when the tokenizers library refuses it, the error says why in minibert's words."""
+    if regular_file_size(path) == 0:  # also refuses links to nothing, loops and FIFOs before Rust opens them
+        raise ModelLoadError(f"{path}: file is empty (0 bytes), expected JSON")
     try:
-        return Tokenizer.from_file(str(path))
+        tokenizer = Tokenizer.from_file(str(path))
     except Exception as exc:  # tokenizers raises plain Exception subclasses from Rust
+        model = read_json_object(path).get("model")  # raises for unreadable files and bad JSON
+        if not isinstance(model, dict):
+            raise ModelLoadError(f"{path}: has no 'model' object; not a tokenizers tokenizer.json") from None
+        if model.get("type") not in TOKENIZER_MODELS:
+            raise _foreign_tokenizer(path, model.get("type")) from None
         raise ModelLoadError(f"{path}: cannot be loaded by the tokenizers library ({exc})") from None
+    if not isinstance(tokenizer.model, WordPiece):
+        raise _foreign_tokenizer(path, type(tokenizer.model).__name__)
+    return tokenizer
 
 
 def _from_vocab(model_dir: Path) -> Tokenizer:
     """A BERT WordPiece tokenizer from vocab.txt + tokenizer_config.json, as transformers builds one."""
     vocab_path = model_dir / "vocab.txt"
     config_path = model_dir / "tokenizer_config.json"
-    cfg = read_json(config_path) if config_path.exists() else {}
+    cfg = read_json_object(config_path) if present(config_path) else {}
     tokenizer_class = cfg.get("tokenizer_class", "BertTokenizer")
     if tokenizer_class not in ("BertTokenizer", "BertTokenizerFast"):
         raise UnsupportedModelError(
             f"{config_path}: tokenizer_class {tokenizer_class!r} needs a tokenizer.json; "
             "without one minibert can only build BertTokenizer from vocab.txt"
         )
+    if regular_file_size(vocab_path) == 0:
+        raise ModelLoadError(f"{vocab_path}: file is empty (0 bytes), expected one token per line")
     try:
         lines = vocab_path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise ModelLoadError(f"{vocab_path}: cannot be read ({exc})") from None
     vocab = {token: index for index, token in enumerate(lines)}
     unk, cls, sep = (cfg.get(k, d) for k, d in (("unk_token", "[UNK]"), ("cls_token", "[CLS]"), ("sep_token", "[SEP]")))
@@ -102,6 +126,17 @@ def _from_vocab(model_dir: Path) -> Tokenizer:
     return tokenizer
 
 
+def _check_ids_fit(tokenizer: Tokenizer, source: Path, vocab_size: int) -> None:
+    """Every id the tokenizer can produce must index the word-embedding table (else the forward would fail
+    on an out-of-range row at encode time, or read a wrong one)."""
+    top_id, token = max((i, t) for t, i in tokenizer.get_vocab(with_added_tokens=True).items())
+    if top_id >= vocab_size:
+        raise ModelLoadError(
+            f"{source}: token {token!r} has id {top_id}, but config.json's vocab_size is {vocab_size}: "
+            "the tokenizer does not belong to these weights"
+        )
+
+
 def _has_lowercase(normalizer: normalizers.Normalizer | None) -> bool:
     if isinstance(normalizer, normalizers.Lowercase):
         return True
@@ -113,7 +148,7 @@ def _has_lowercase(normalizer: normalizers.Normalizer | None) -> bool:
 def _pad_token_id(tokenizer: Tokenizer, model_dir: Path, default: int) -> int:
     """The pad id transformers uses: tokenizer_config's pad_token looked up in the vocabulary."""
     config_path = model_dir / "tokenizer_config.json"
-    pad_token = read_json(config_path).get("pad_token") if config_path.exists() else None
+    pad_token = read_json_object(config_path).get("pad_token") if present(config_path) else None
     if isinstance(pad_token, dict):  # AddedToken serialisation
         pad_token = pad_token.get("content")
     pad_id = tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
@@ -220,12 +255,15 @@ class BatchTokenizer:
 
     def __init__(self, config: ModelConfig) -> None:
         model_dir = config.model_dir
-        if (model_dir / "tokenizer.json").exists():
-            tokenizer = _from_tokenizer_json(model_dir / "tokenizer.json")
-        elif (model_dir / "vocab.txt").exists():
+        if present(model_dir / "tokenizer.json"):
+            source = model_dir / "tokenizer.json"
+            tokenizer = _from_tokenizer_json(source)
+        elif present(model_dir / "vocab.txt"):
+            source = model_dir / "vocab.txt"
             tokenizer = _from_vocab(model_dir)
         else:
             raise ModelLoadError(f"{model_dir}: neither tokenizer.json nor vocab.txt is present")
+        _check_ids_fit(tokenizer, source, config.vocab_size)
         if config.do_lower_case and not _has_lowercase(tokenizer.normalizer):
             existing = [tokenizer.normalizer] if tokenizer.normalizer is not None else []
             tokenizer.normalizer = normalizers.Sequence([normalizers.Lowercase(), *existing])

@@ -5,9 +5,13 @@ The checkpoint's own names — BERT ``encoder.layer.N.attention.self.query``, Di
 without its ``bert.`` / ``distilbert.`` / ``mpnet.`` prefix — are mapped through one name table per
 architecture onto one structure that every backend consumes:
 
-- Linear weights are stored pre-transposed as ``[in, out]``, so each projection is ``x @ W + b``.
-- Q, K and V are fused into one ``[C, 3C]`` matrix (columns: all of Q, then K, then V).
-- Everything is float32 and C-contiguous; fp16/bf16 checkpoints are upcast at load.
+- Linear weights are ``[in, out]``, so each projection is ``x @ W + b``. They are the transposed *views* of
+  torch's ``[out, in]`` rows as read (Fortran-ordered): BLAS multiplies by a transposed operand as fast as by
+  a copied one (measured: equal times for ``[1300, 384] @ [384, 1536]`` either way), and the load skips a
+  strided copy of every matrix (35 ms of all-MiniLM-L6-v2's cold start).
+- Q, K and V are fused into one ``[C, 3C]`` matrix (columns: all of Q, then K, then V): their ``[C, C]``
+  rows stacked into ``[3C, C]``, viewed transposed.
+- Everything is float32; fp16/bf16 checkpoints are upcast at load.
 
 Shapes: V = vocab, P = max positions, TT = token types, C = hidden size, F = intermediate size,
 H = heads, NB = relative-position buckets, I / O = a Dense layer's in / out features.
@@ -261,9 +265,8 @@ class _Checkpoint:
         return tensor
 
     def linear(self, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
-        """A torch Linear (weight [out, in]) as (W [in, out], b [out])."""
-        weight = self.get(f"{name}.weight", (n_out, n_in))
-        return np.ascontiguousarray(weight.T), self.get(f"{name}.bias", (n_out,))
+        """A torch Linear (weight [out, in]) as (W [in, out] — a transposed view, no copy —, b [out])."""
+        return self.get(f"{name}.weight", (n_out, n_in)).T, self.get(f"{name}.bias", (n_out,))
 
     def layernorm(self, name: str, width: int) -> tuple[np.ndarray, np.ndarray]:
         return self.get(f"{name}.weight", (width,)), self.get(f"{name}.bias", (width,))
@@ -345,7 +348,7 @@ def _encoder_layer(ckpt: _Checkpoint, names: _Names, i: int, cfg: ModelConfig) -
     C, F = cfg.hidden_size, cfg.intermediate_size
     q, k, v = (ckpt.linear(n.format(i=i), C, C) for n in (names.query, names.key, names.value))
     return EncoderLayer(
-        np.concatenate([q[0], k[0], v[0]], axis=1),  # [C, 3C]
+        np.concatenate([q[0].T, k[0].T, v[0].T]).T,  # 3 × [C, C] rows stacked as [3C, C], viewed as [C, 3C]
         np.concatenate([q[1], k[1], v[1]]),  # [3C]
         *ckpt.linear(names.attention_output.format(i=i), C, C),
         *ckpt.layernorm(names.attention_layernorm.format(i=i), C),
@@ -374,10 +377,10 @@ def _open_safetensors(directory: Path, prefix: str = "") -> _Checkpoint:
 def _dense_layer(dense: DenseConfig) -> DenseLayer:
     ckpt = _open_safetensors(dense.path)
     torch_shape = (dense.out_features, dense.in_features)  # [O, I]
-    weight = np.ascontiguousarray(ckpt.get("linear.weight", torch_shape).T)  # [I, O]
+    weight = ckpt.get("linear.weight", torch_shape).T  # [I, O], a view
     bias = ckpt.get("linear.bias", (dense.out_features,)) if dense.bias else None
     projected = dense.use_residual and dense.in_features != dense.out_features
-    residual = np.ascontiguousarray(ckpt.get("residual.weight", torch_shape).T) if projected else None
+    residual = ckpt.get("residual.weight", torch_shape).T if projected else None
     return DenseLayer(weight, bias, residual)
 
 
