@@ -19,7 +19,8 @@ What it measures, for each model given with --model:
 * Cold start: wall time from spawning a fresh `python -c` that imports, loads the model and encodes one
   sentence, to its exit; median of 3, for minibert and sentence-transformers. The model files are in the
   OS page cache by then, so this is process start-up, imports and loading, not disk reads.
-* Peak RSS: a subprocess encodes all the chosen passages with minibert 3 times and reports its RSS after
+* Peak RSS: a subprocess encodes the chosen passages (or --rss-limit of them; 0 = the whole corpus) with
+  minibert 3 times and reports its RSS after
   loading and after each repeat (flat means no growth) and its peak, compared with the size of the weights
   file + 300 MB. The peak is VmHWM from /proc/self/status where there is one: on Linux getrusage's
   ru_maxrss keeps the spawning process's peak across exec (a child of this benchmark process would report
@@ -603,8 +604,10 @@ def bench_model(name: str, texts_all: list[str], args: argparse.Namespace) -> Mo
         else:
             run.cold_start[REFERENCE] = cold_start_seconds(REFERENCE, model_dir, repeats)
     if args.rss:
-        run.rss = peak_rss(model_dir, texts, args.batch_size, repeats=2 if args.smoke else 3)
+        rss_texts = texts if args.rss_limit is None else texts_all[: args.rss_limit or None]
+        run.rss = peak_rss(model_dir, rss_texts, args.batch_size, repeats=2 if args.smoke else 3)
         run.rss["weights"] = (model_dir / "model.safetensors").stat().st_size
+        run.rss["passages"] = len(rss_texts)
     return run
 
 
@@ -657,8 +660,8 @@ def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> 
     if any(run.rss for run in runs):
         lines += [
             "",
-            "| model | minibert peak RSS | RSS after load | RSS after each repeat | weights + 300 MB |",
-            "|---|---|---|---|---|",
+            "| model | passages | minibert peak RSS | RSS after load | RSS after each repeat | weights + 300 MB |",
+            "|---|---|---|---|---|---|",
         ]
         for run in runs:
             if not run.rss:
@@ -669,12 +672,14 @@ def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> 
             after = " / ".join("n/a" if v is None else f"{v / MB:.0f}" for v in r["after_repeats"])
             load = "n/a" if r["after_load"] is None else f"{r['after_load'] / MB:.0f} MB"
             lines.append(
-                f"| {run.label} | {r['peak'] / MB:.0f} MB ({r['peak_source']}; {verdict}) | {load} | {after} MB | "
+                f"| {run.label} | {r['passages']} | {r['peak'] / MB:.0f} MB ({r['peak_source']}; {verdict}) | {load} | "
+                f"{after} MB | "
                 f"{r['weights'] / MB:.0f} + 300 = {budget / MB:.0f} MB |"
             )
         lines.append(
-            "(a fresh process encodes all the passages above with minibert, once per repeat; VmHWM is the peak RSS "
-            "of the process itself: on Linux ru_maxrss would carry over the size of the process that spawned it)"
+            "(a fresh process encodes that many passages of the corpus with minibert, once per repeat; VmHWM is the "
+            "peak RSS of the process itself: on Linux ru_maxrss would carry over the size of the process that "
+            "spawned it)"
         )
     return "\n".join(lines)
 
@@ -784,6 +789,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold starts")
     parser.add_argument("--no-rss", dest="rss", action="store_false", help="skip the peak-RSS subprocess")
     parser.add_argument(
+        "--rss-limit",
+        type=int,
+        help="passages the peak-RSS subprocess encodes per repeat (default: the timed ones; 0: the whole corpus)",
+    )
+    parser.add_argument(
         "--smoke",
         action="store_true",
         help="8 passages, batch 4, one round, small sgemm, one minibert cold start; CSV and PNG in a temp dir "
@@ -793,16 +803,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     """Run the benchmark the parsed options describe; print the report, append the CSV, write the plot."""
+    for option in ("limit", "batch_size", "rounds"):
+        value = getattr(args, option)
+        if value is not None and value <= 0:
+            raise InputError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+    if args.rss_limit is not None and args.rss_limit < 0:
+        raise InputError(f"--rss-limit must be 0 (the whole corpus) or a positive integer, got {args.rss_limit}")
     if args.smoke:
         args.limit = args.limit or 8
         args.batch_size = 4
         args.rounds = 1
         if args.csv is None:
             args.csv = Path(tempfile.mkdtemp(prefix="minibert-bench-smoke-")) / "cpu.csv"
-    for option in ("limit", "batch_size", "rounds"):
-        value = getattr(args, option)
-        if value is not None and value <= 0:
-            raise InputError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
     models = [m.strip() for value in (args.model or [SHORT_DEFAULT]) for m in value.split(",") if m.strip()]
     if not models:
         raise InputError("--model is empty")

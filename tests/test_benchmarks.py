@@ -77,6 +77,7 @@ def test_minibert_bench_help_has_the_scripts_options():
         "--plot",
         "--no-cold-start",
         "--no-rss",
+        "--rss-limit",
         "--smoke",
     } <= options["cli"]
 
@@ -87,7 +88,7 @@ def _installed(*modules: str) -> bool:
 
 def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
     csv_path, png_path = tmp_path / "out" / "cpu.csv", tmp_path / "out" / "cpu.png"
-    result = run("cpu.py", "--smoke", "--csv", str(csv_path), "--plot", str(png_path))
+    result = run("cpu.py", "--smoke", "--rss-limit", "12", "--csv", str(csv_path), "--plot", str(png_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
@@ -103,7 +104,7 @@ def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
     assert "padding is not counted" in out
     assert re.search(r"sgemm peak \(all-MiniLM-L6-v2\): \d+\.\d GFLOP/s", out)
     assert re.search(rf"^\| all-MiniLM-L6-v2 \| {re.escape(bench.MINIBERT)} \| \d+\.\d\d \(", out, re.M)  # cold start
-    assert re.search(r"^\| all-MiniLM-L6-v2 \| \d+ MB \((VmHWM|ru_maxrss); (within|over)\) \|", out, re.M)  # RSS
+    assert re.search(r"^\| all-MiniLM-L6-v2 \| 12 \| \d+ MB \((VmHWM|ru_maxrss); (within|over)\) \|", out, re.M)  # RSS
 
     with csv_path.open(newline="") as f:
         reader = csv.DictReader(f)
@@ -120,6 +121,16 @@ def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
             assert float(row["max_abs_diff"]) <= 1e-5, row
 
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(("option", "value"), [("--limit", "0"), ("--rounds", "-1"), ("--rss-limit", "-5")])
+def test_bad_option_values_are_one_line_errors(option, value):
+    result = subprocess.run(
+        [str(MINIBERT), "bench", option, value, "--smoke"], capture_output=True, text=True
+    )
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert re.search(rf"minibert: error: {option} must be", result.stderr), result.stderr
 
 
 def test_encoder_flops_matches_a_hand_count():
