@@ -72,8 +72,9 @@ def _to_device(tree, device, dtype, fp32_fields=()):
     import torch
 
     def convert(name, value):
-        if isinstance(value, np.ndarray):
-            return torch.from_numpy(value).to(device, torch.float32 if name in fp32_fields else dtype)
+        if isinstance(value, np.ndarray):  # weights may be read-only views of the mapped file: torch gets a copy
+            host = torch.from_numpy(value if value.flags.writeable else value.copy())
+            return host.to(device, torch.float32 if name in fp32_fields else dtype)
         if isinstance(value, tuple):
             return tuple(_to_device(item, device, dtype, fp32_fields) for item in value)
         return value

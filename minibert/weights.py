@@ -21,10 +21,17 @@ must be finite. Only safetensors is read: ``pytorch_model.bin`` is never unpickl
 Reading: the header is parsed and checked by minibert itself before any tensor is read (file size, header
 length, JSON, each entry's dtype × shape against its byte span, offsets inside the file, tensors that neither
 overlap nor leave gaps), so a truncated file or a header that lies is a :class:`~minibert.errors.ModelLoadError`
-naming the file and the tensor; safetensors' own ``safe_open`` then checks the header a second time. Each
-tensor is read once, with plain file reads into a fresh array, never through a memory map: every tensor is
-transformed at load anyway (transposed, Q/K/V fused, upcast), so mapped pages would only add the whole file
-to peak RSS. After the load no file handle or mapping of the checkpoint is kept.
+naming the file and the tensor; safetensors' own ``safe_open`` then checks the header a second time.
+
+Memory: the file is memory-mapped read-only, and float32 tensors are used in place — views of the mapping,
+read-only arrays — since nothing transforms them (linear weights are transposed views). Their pages are the
+page cache's: processes that load the same file share one copy, and the OS may drop and re-read them under
+memory pressure. What must change is read with plain file reads instead, so its mapped pages are never
+touched: Q, K and V (fused into one matrix), and fp16 / bf16 / fp64 tensors (converted to float32). The
+mapping lives as long as the weights do. Like every memory-mapped loader
+(safetensors, transformers), it assumes the file is not truncated in place while a model is loaded: replace
+a model file by writing a new one and renaming it over the old (as ``minibert download`` does), never by
+overwriting it.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import math
 import os
 import struct
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -218,9 +226,19 @@ class _Checkpoint:
             prefix = ""
         self._names = {n[len(prefix) :]: n for n in names if n.startswith(prefix)}
 
-    def _read(self, stored: str) -> np.ndarray:
-        """One tensor's bytes, read with plain file reads into a fresh array (never through a memory map: the
-        mapped pages of the whole file would stay resident until the load ends, doubling peak RSS)."""
+    @cached_property
+    def _mapped(self) -> np.ndarray:
+        """The whole file as read-only bytes, memory-mapped once (pages become resident only when touched)."""
+        try:
+            mapped = np.memmap(self.path, dtype=np.uint8, mode="r")
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"{self.path}: cannot be memory-mapped ({exc})") from None
+        return np.asarray(mapped)  # a plain ndarray view: the mapping stays open while any view of it lives
+
+    def _read(self, stored: str, in_place: bool) -> np.ndarray:
+        """One tensor in its stored dtype (bf16 as raw 16-bit words): a read-only view of the mapped file when
+        `in_place` and it is aligned float32, else read with plain file reads into a fresh array (so the pages of
+        a tensor that is copied anyway never become resident through the map)."""
         entry = self._entries[stored]
         dtype = _FLOAT_DTYPES.get(entry.dtype)
         if dtype is None:
@@ -228,22 +246,27 @@ class _Checkpoint:
                 f"{self.path}: tensor '{stored}' has dtype {entry.dtype}; minibert reads float weights only "
                 f"({', '.join(_FLOAT_DTYPES)})"
             )
-        count = math.prod(entry.shape)
-        with self.path.open("rb") as f:
-            f.seek(self._data_start + entry.begin)
-            raw = np.fromfile(f, dtype=dtype, count=count)
-        if raw.size != count:  # the file shrank after its header was checked
-            raise ModelLoadError(f"{self.path}: tensor '{stored}' is truncated ({raw.size} of {count} values read)")
+        begin, end = self._data_start + entry.begin, self._data_start + entry.end
+        if in_place and entry.dtype == "F32" and begin % 4 == 0:
+            raw = self._mapped[begin:end]
+        else:
+            with self.path.open("rb") as f:
+                f.seek(begin)
+                raw = np.fromfile(f, dtype=np.uint8, count=end - begin)
+        if raw.size != end - begin:  # the file shrank after its header was checked
+            raise ModelLoadError(f"{self.path}: tensor '{stored}' is truncated ({raw.size} of {end - begin} bytes)")
+        tensor = raw.view(dtype)
         if entry.dtype == "BF16":  # NumPy has no bfloat16: widen the 16-bit words to float32 exactly
-            raw = (raw.astype(np.uint32) << 16).view(np.float32)
-        return raw.reshape(entry.shape)
+            tensor = (tensor.astype(np.uint32) << 16).view(np.float32)
+        return tensor.reshape(entry.shape)
 
-    def get(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    def get(self, name: str, shape: tuple[int, ...], in_place: bool = True) -> np.ndarray:
+        """The tensor `name` as float32 of `shape`, checked finite; `in_place=False` when the caller copies it."""
         stored = self._names.get(name)
         if stored is None:
             raise ModelLoadError(f"{self.path}: tensor '{name}' is missing")
         try:
-            tensor = self._read(stored)
+            tensor = self._read(stored, in_place)
         except ModelLoadError:
             raise
         except Exception as exc:
@@ -253,7 +276,7 @@ class _Checkpoint:
                 f"{self.path}: tensor '{stored}' has shape {list(tensor.shape)}, but the config implies {list(shape)}"
             )
         with np.errstate(over="ignore"):  # F64 values beyond float32's range become Inf, reported below
-            tensor = np.ascontiguousarray(tensor, dtype=np.float32)
+            tensor = np.ascontiguousarray(tensor, dtype=np.float32)  # F32: the mapped view itself, no copy
         finite = np.isfinite(tensor)
         if not finite.all():
             nan, inf = int(np.isnan(tensor).sum()), int(np.isinf(tensor).sum())
@@ -264,9 +287,9 @@ class _Checkpoint:
             )
         return tensor
 
-    def linear(self, name: str, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    def linear(self, name: str, n_in: int, n_out: int, in_place: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """A torch Linear (weight [out, in]) as (W [in, out] — a transposed view, no copy —, b [out])."""
-        return self.get(f"{name}.weight", (n_out, n_in)).T, self.get(f"{name}.bias", (n_out,))
+        return self.get(f"{name}.weight", (n_out, n_in), in_place).T, self.get(f"{name}.bias", (n_out,), in_place)
 
     def layernorm(self, name: str, width: int) -> tuple[np.ndarray, np.ndarray]:
         return self.get(f"{name}.weight", (width,)), self.get(f"{name}.bias", (width,))
@@ -346,7 +369,7 @@ _NAMES = {
 
 def _encoder_layer(ckpt: _Checkpoint, names: _Names, i: int, cfg: ModelConfig) -> EncoderLayer:
     C, F = cfg.hidden_size, cfg.intermediate_size
-    q, k, v = (ckpt.linear(n.format(i=i), C, C) for n in (names.query, names.key, names.value))
+    q, k, v = (ckpt.linear(n.format(i=i), C, C, in_place=False) for n in (names.query, names.key, names.value))
     return EncoderLayer(
         np.concatenate([q[0].T, k[0].T, v[0].T]).T,  # 3 × [C, C] rows stacked as [3C, C], viewed as [C, 3C]
         np.concatenate([q[1], k[1], v[1]]),  # [3C]
