@@ -5,9 +5,9 @@ Follows HF ``modeling_bert.py`` (and keeps its names for intermediate values: ``
 exact erf GELU. DistilBERT (``modeling_distilbert.py``) is the same math without token types; MPNet
 (``modeling_mpnet.py``) adds RoBERTa-style position ids and a relative-position bias shared by all
 layers — both switched on by config flags, not by architecture name. Differs in layout only: the
-weights come from the canonical tree in :mod:`minibert.weights` (Q, K, V fused into one pre-transposed
-matrix), so every projection is ``x @ W + b``. float32 throughout; only :func:`erf` works in float64
-internally.
+weights come from the canonical tree in :mod:`minibert.weights` (every linear weight ``[in, out]``; Q, K, V
+fused into one ``[C, 3C]`` matrix), so every projection is ``x @ W + b``. float32 throughout; only
+:func:`erf` works in float64 internally.
 
 Shape letters: B = batch, T = sequence length (padded), C = hidden size, H = attention heads,
 D = head size (C / H), F = intermediate (FFN) size, NB = relative-position buckets.
