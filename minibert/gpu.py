@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from .config import ModelConfig
-from .errors import BackendUnavailableError, UnsupportedModelError
+from .errors import BackendUnavailableError, InputError, UnsupportedModelError
 from .forward import relative_position_bucket
 from .tokenizer import Batch
 from .weights import Weights
@@ -51,7 +51,12 @@ def resolve_device(device: str, dtype: str):
     torch = _import_torch_and_kernels()
     if dtype not in DTYPES:
         raise BackendUnavailableError(f"dtype={dtype!r} is not supported; use one of {', '.join(DTYPES)}")
-    target = torch.device(device)
+    try:
+        target = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise InputError(
+            f"device={device!r} is not a device name torch knows ({exc}); use 'cuda', 'cuda:N' or 'cpu'"
+        ) from None
     if target.type == "cuda" and not torch.cuda.is_available():
         raise BackendUnavailableError(
             f"device={device!r}: torch sees no CUDA GPU (torch {torch.__version__}); "

@@ -142,7 +142,8 @@ class SentenceTransformer:
         model_name_or_path: a local directory, a hub id (``org/name``) or a short sentence-transformers
             name (``all-MiniLM-L6-v2``); resolved offline through minibert's and the HF cache first.
             Defaults to all-MiniLM-L6-v2.
-        device: ``"cpu"`` (the NumPy forward) or a CUDA device such as ``"cuda"`` (the Triton backend).
+        device: ``"cpu"`` (the NumPy forward) or a CUDA device such as ``"cuda"`` (the Triton backend); a
+            ``torch.device`` is taken by its name. Anything else is an InputError / InputTypeError.
         dtype: ``"float32"``, or for the Triton backend ``"float16"`` / ``"bfloat16"``.
         backend: ``"numpy"`` or ``"triton"``; default numpy on CPU, triton on CUDA. ``backend="triton"`` with
             ``device="cpu"`` runs the kernels in Triton's interpreter (needs ``TRITON_INTERPRET=1``).
@@ -156,6 +157,12 @@ class SentenceTransformer:
         dtype: str = "float32",
         backend: str | None = None,
     ) -> None:
+        if device is not None and not isinstance(device, str):
+            if type(device).__module__.split(".")[0] != "torch":  # a torch.device is accepted by its name
+                raise InputTypeError(
+                    f"device is {type(device).__name__}, expected a str such as 'cpu', 'cuda' or 'cuda:0'"
+                )
+            device = str(device)
         backend = backend or ("numpy" if device in (None, "cpu") else "triton")
         if backend not in BACKENDS:
             raise InputError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")

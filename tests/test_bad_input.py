@@ -265,6 +265,25 @@ def test_bad_backend_arguments(real_model_dir, kwargs, message):
         minibert.SentenceTransformer(real_model_dir, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("device", "error", "message"),
+    [
+        ("nonsense", InputError, r"device='nonsense' is not a device name torch knows.*'cuda:N'"),
+        ("cuda:x", InputError, r"device='cuda:x' is not a device name torch knows"),
+        (5, InputTypeError, r"device is int, expected a str such as 'cpu'"),
+        ("mps", minibert.BackendUnavailableError, r"device='mps' is not supported by the Triton backend"),
+    ],
+)
+def test_bad_device_is_a_minibert_error(real_model_dir, device, error, message):
+    with pytest.raises(error, match=message):
+        minibert.SentenceTransformer(real_model_dir, device=device)
+
+
+def test_a_torch_device_is_taken_by_its_name(real_model_dir):
+    torch = pytest.importorskip("torch")
+    assert minibert.SentenceTransformer(real_model_dir, device=torch.device("cpu")).backend == "numpy"
+
+
 def test_progress_bar_follows_the_flag(model, capsys):
     model.encode(["a", "b", "c"], batch_size=1, show_progress_bar=True)
     assert "3/3" in capsys.readouterr().err
