@@ -83,20 +83,23 @@ def present(path: Path) -> bool:
     return os.path.lexists(path)
 
 
+def stat_failure(path: Path, exc: OSError) -> str | None:
+    """What a failed ``path.stat()`` means, in words that follow the path; None when it plainly does not exist."""
+    if isinstance(exc, FileNotFoundError):
+        return f"is a symbolic link to {os.readlink(path)!r}, which does not exist" if path.is_symlink() else None
+    if exc.errno == errno.ELOOP:
+        return f"is, or goes through, a symbolic link loop ({exc.strerror}); it cannot be read"
+    return f"cannot be read ({exc.strerror or exc})"
+
+
 def regular_file_size(path: Path) -> int:
     """The size of the regular file at `path` (symlinks followed), or a ModelLoadError that names the file and
     says why it cannot be read: missing, a dangling link, a symlink loop, a directory, or a FIFO / socket /
     device (which could block a read forever or never end)."""
     try:
         info = path.stat()
-    except FileNotFoundError:
-        if path.is_symlink():
-            raise ModelLoadError(f"{path}: is a symbolic link to {os.readlink(path)!r}, which does not exist") from None
-        raise ModelLoadError(f"{path}: file is missing") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ModelLoadError(f"{path}: is a symbolic link loop ({exc.strerror}); it cannot be read") from None
-        raise ModelLoadError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+        raise ModelLoadError(f"{path}: {stat_failure(path, exc) or 'file is missing'}") from None
     if stat.S_ISDIR(info.st_mode):
         raise ModelLoadError(f"{path}: is a directory, expected a file")
     if not stat.S_ISREG(info.st_mode):

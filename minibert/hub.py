@@ -38,7 +38,6 @@ Where it differs:
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import re
@@ -49,6 +48,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from .config import stat_failure
 from .errors import DownloadError, InputError, InputTypeError, ModelNotFoundError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -225,14 +225,9 @@ def _unfollowable(path: Path) -> str | None:
     directory that cannot be searched — or None (it exists, or plainly does not)."""
     try:
         path.stat()
-    except FileNotFoundError:
-        if path.is_symlink():
-            return f"{path} is a symbolic link to {os.readlink(path)!r}, which does not exist"
-        return None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            return f"{path} is, or goes through, a symbolic link loop ({exc.strerror})"
-        return f"{path} cannot be accessed ({exc.strerror or exc})"
+        why = stat_failure(path, exc)
+        return None if why is None else f"{path} {why}"
     return None
 
 

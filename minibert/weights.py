@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import struct
 from dataclasses import dataclass
 from functools import cached_property
@@ -387,7 +386,7 @@ _OTHER_FORMATS = ("pytorch_model.bin", "tf_model.h5", "flax_model.msgpack")
 def _open_safetensors(directory: Path, prefix: str = "") -> _Checkpoint:
     path = directory / WEIGHTS_FILE
     if not present(path):
-        others = [name for name in _OTHER_FORMATS if os.path.lexists(directory / name)]
+        others = [name for name in _OTHER_FORMATS if present(directory / name)]
         if others:
             raise ModelLoadError(
                 f"{path}: file is missing, and {directory} has only {', '.join(others)}; minibert loads safetensors "
