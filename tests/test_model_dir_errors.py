@@ -599,6 +599,25 @@ def test_half_precision_checkpoints_are_upcast_exactly(tiny, dtype):
     assert np.isfinite(model.encode(["half precision weights"])).all()
 
 
+def test_tensors_at_unaligned_offsets_are_copied_aligned(tiny, tmp_path):
+    """A header padded to an odd length puts every tensor at an offset that is not a multiple of 4: those are
+    read into fresh, aligned arrays (BLAS wants aligned floats), not mapped in place, with the same values."""
+    aligned = minibert.SentenceTransformer(tiny)
+    header, data = _split(tiny / "model.safetensors")
+    raw = json.dumps(header).encode()
+    raw += b" " * ((2 - 8 - len(raw)) % 4)  # data section starts at 2 (mod 4); JSON allows trailing spaces
+    (tmp_path / "model.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + data)
+    shifted_dir = tmp_path / "shifted"
+    shutil.copytree(tiny, shifted_dir)
+    shutil.copy(tmp_path / "model.safetensors", shifted_dir / "model.safetensors")
+    shifted = minibert.SentenceTransformer(shifted_dir)
+    layer = shifted.weights.layers[0]
+    for array in (shifted.weights.word_embeddings, layer.intermediate_weight, layer.output_bias):
+        assert array.flags.aligned
+    np.testing.assert_array_equal(shifted.weights.word_embeddings, aligned.weights.word_embeddings)
+    np.testing.assert_array_equal(shifted.encode(["odd offsets"]), aligned.encode(["odd offsets"]))
+
+
 def test_symlinked_files_load(tiny, tmp_path):
     """The Hugging Face cache keeps files as symlinks into blobs/: following a good link is fine."""
     blobs = tmp_path / "blobs"
