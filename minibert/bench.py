@@ -20,11 +20,10 @@ What it measures, for each model given with --model:
   sentence, to its exit; median of 3, for minibert and sentence-transformers. The model files are in the
   OS page cache by then, so this is process start-up, imports and loading, not disk reads.
 * Peak RSS: a subprocess encodes the chosen passages (or --rss-limit of them; 0 = the whole corpus) with
-  minibert 3 times and reports its RSS after
-  loading and after each repeat (flat means no growth) and its peak, compared with the size of the weights
-  file + 300 MB. The peak is VmHWM from /proc/self/status where there is one: on Linux getrusage's
-  ru_maxrss keeps the spawning process's peak across exec (a child of this benchmark process would report
-  this process's size), so ru_maxrss is the fallback only where /proc is missing.
+  minibert 3 times and reports its RSS after loading and after each repeat (flat means no growth) and its peak,
+  compared with the size of the weights file + 300 MB. The peak is VmHWM from /proc/self/status where there is
+  one: on Linux getrusage's ru_maxrss keeps the spawning process's peak across exec (a child of this benchmark
+  process would report this process's size), so ru_maxrss is the fallback only where /proc is missing.
 
 Models: any name or directory minibert resolves (fetched with minibert.hub.download when it is not found),
 or `bert-base-shape`: a seeded random-init 12 x 768 BERT (mean pooling, max_seq_length 256) with the
@@ -673,8 +672,7 @@ def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> 
             load = "n/a" if r["after_load"] is None else f"{r['after_load'] / MB:.0f} MB"
             lines.append(
                 f"| {run.label} | {r['passages']} | {r['peak'] / MB:.0f} MB ({r['peak_source']}; {verdict}) | {load} | "
-                f"{after} MB | "
-                f"{r['weights'] / MB:.0f} + 300 = {budget / MB:.0f} MB |"
+                f"{after} MB | {r['weights'] / MB:.0f} + 300 = {budget / MB:.0f} MB |"
             )
         lines.append(
             "(a fresh process encodes that many passages of the corpus with minibert, once per repeat; VmHWM is the "
