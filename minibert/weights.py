@@ -8,7 +8,7 @@ architecture onto one structure that every backend consumes:
 - Linear weights are ``[in, out]``, so each projection is ``x @ W + b``. They are the transposed *views* of
   torch's ``[out, in]`` rows as read (Fortran-ordered): BLAS multiplies by a transposed operand as fast as by
   a copied one (measured: equal times for ``[1300, 384] @ [384, 1536]`` either way), and the load skips a
-  strided copy of every matrix (35 ms of all-MiniLM-L6-v2's cold start).
+  strided copy of every matrix (35 ms of all-MiniLM-L6-v2's load, under cProfile).
 - Q, K and V are fused into one ``[C, 3C]`` matrix (columns: all of Q, then K, then V): their ``[C, C]``
   rows stacked into ``[3C, C]``, viewed transposed.
 - Everything is float32; fp16/bf16 checkpoints are upcast at load.
