@@ -47,6 +47,17 @@ def numpy_forward(name: str):
     return {"reference": reference.forward, "fast": fast.forward}[name]
 
 
+def pytest_report_header() -> str:
+    """The SIMD levels NumPy dispatches to in this run (NPY_DISABLE_CPU_FEATURES switches some off)."""
+    import numpy as np
+
+    features = getattr(np._core._multiarray_umath, "__cpu_features__", {})
+    dispatch = getattr(np._core._multiarray_umath, "__cpu_dispatch__", [])
+    levels = ", ".join(f"{name} {'on' if features.get(name) else 'off'}" for name in dispatch)
+    off = os.environ.get("NPY_DISABLE_CPU_FEATURES", "")
+    return f"numpy {np.__version__} SIMD dispatch: {levels or 'unknown'}" + (f" (switched off: {off})" if off else "")
+
+
 def assert_close(ours, ref, *, atol: float, rtol: float = 0.0, what: str = "values") -> None:
     """Elementwise |ours - ref| ≤ atol + rtol·|ref| (a NaN anywhere fails); on failure show the worst pairs."""
     ours = np.asarray(ours, dtype=np.float64)

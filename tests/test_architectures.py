@@ -26,6 +26,8 @@ from tests.arch_fixtures import (  # noqa: F401 (pytest fixtures)
 from tests.conftest import BERT_SHAPES, FORWARD_IMPLEMENTATIONS, assert_close, legacy_pooling, numpy_forward
 from tests.test_parity_random import RAGGED
 
+pytestmark = pytest.mark.numeric  # also run with NumPy's AVX-512 / AVX2 kernels switched off (Makefile)
+
 LONG = "Dense retrieval encodes queries and passages into vectors and ranks passages by similarity. " * 30
 
 

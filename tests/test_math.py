@@ -5,10 +5,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from minibert.forward import erf, gelu, layer_norm, softmax
 from tests.conftest import assert_close
+
+pytestmark = pytest.mark.numeric  # also run with NumPy's AVX-512 / AVX2 kernels switched off (Makefile)
 
 
 def test_erf_is_accurate_to_float32_rounding():

@@ -8,6 +8,8 @@ import pytest
 import minibert
 from tests.conftest import BERT_SHAPES, FORWARD_IMPLEMENTATIONS, assert_close, legacy_pooling, numpy_forward
 
+pytestmark = pytest.mark.numeric  # also run with NumPy's AVX-512 / AVX2 kernels switched off (Makefile)
+
 # A ragged batch: one word, a sentence, an empty string, and passages past the max_seq_length of 128.
 RAGGED = [
     "short",

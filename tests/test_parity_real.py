@@ -8,6 +8,8 @@ import pytest
 import minibert
 from tests.conftest import assert_close
 
+pytestmark = pytest.mark.numeric  # also run with NumPy's AVX-512 / AVX2 kernels switched off (Makefile)
+
 LONG_PROSE = (
     "The history of the printing press begins with movable type in East Asia and continues with "
     "Gutenberg's press in Mainz, which made books cheaper and spread literacy across Europe. "
