@@ -19,16 +19,13 @@ larger than the position table is clamped to it (the reference would crash on su
 
 from __future__ import annotations
 
-import errno
-import json
 import math
-import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ModelLoadError, UnsupportedModelError
+from .files import present, read_json, read_json_object
 
 # sentence-transformers' legacy boolean pooling keys, in its concatenation order.
 _LEGACY_POOLING_KEYS = {
@@ -77,59 +74,7 @@ class ModelConfig:
         return self.dense_layers[-1].out_features if self.dense_layers else self.hidden_size * len(self.pooling_modes)
 
 
-def present(path: Path) -> bool:
-    """Whether a directory entry named `path` exists, even one that cannot be followed (a symlink loop or a
-    dangling link): such a file is then reported by :func:`regular_file_size`, not silently skipped."""
-    return os.path.lexists(path)
-
-
-def stat_failure(path: Path, exc: OSError) -> str | None:
-    """What a failed ``path.stat()`` means, in words that follow the path; None when it plainly does not exist."""
-    if isinstance(exc, FileNotFoundError):
-        return f"is a symbolic link to {os.readlink(path)!r}, which does not exist" if path.is_symlink() else None
-    if exc.errno == errno.ELOOP:
-        return f"is, or goes through, a symbolic link loop ({exc.strerror}); it cannot be read"
-    return f"cannot be read ({exc.strerror or exc})"
-
-
-def regular_file_size(path: Path) -> int:
-    """The size of the regular file at `path` (symlinks followed), or a ModelLoadError that names the file and
-    says why it cannot be read: missing, a dangling link, a symlink loop, a directory, or a FIFO / socket /
-    device (which could block a read forever or never end)."""
-    try:
-        info = path.stat()
-    except OSError as exc:
-        raise ModelLoadError(f"{path}: {stat_failure(path, exc) or 'file is missing'}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ModelLoadError(f"{path}: is a directory, expected a file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ModelLoadError(f"{path}: is not a regular file (a FIFO, socket or device); minibert reads only files")
-    return info.st_size
-
-
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, turning every failure into a ModelLoadError that names the file."""
-    if regular_file_size(path) == 0:
-        raise ModelLoadError(f"{path}: file is empty (0 bytes), expected JSON")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{path}: cannot be read ({exc})") from None
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise ModelLoadError(f"{path}: not valid JSON ({exc})") from None
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """Parse a JSON file that must hold an object; every failure is a ModelLoadError naming the file."""
-    value = read_json(path)
-    if not isinstance(value, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object, found {type(value).__name__}")
-    return value
-
-
-def _positive_int(cfg: dict[str, Any], key: str, path: Path, default: int | None = None) -> int:
+def _config_int(cfg: dict[str, Any], key: str, path: Path, default: int | None = None) -> int:
     if key not in cfg and default is None:
         raise ModelLoadError(f"{path}: required key '{key}' is missing")
     value = cfg.get(key, default)
@@ -195,7 +140,7 @@ def _transformer_fields(path: Path) -> dict[str, Any]:
             f"{path}: model_type {model_type!r} is not supported; minibert supports {', '.join(ARCHITECTURES)}"
         )
     fields: dict[str, Any] = {
-        name: _positive_int(cfg, key, path) for name, key in arch.keys.items() if name != "hidden_act"
+        name: _config_int(cfg, key, path) for name, key in arch.keys.items() if name != "hidden_act"
     }
     if fields["hidden_size"] % fields["num_attention_heads"]:
         raise ModelLoadError(
@@ -215,15 +160,15 @@ def _transformer_fields(path: Path) -> dict[str, Any]:
     eps = arch.layer_norm_eps or cfg.get("layer_norm_eps", 1e-12)
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (eps > 0 and math.isfinite(eps)):
         raise ModelLoadError(f"{path}: 'layer_norm_eps' must be a positive number, found {eps!r}")
-    buckets = _positive_int(cfg, "relative_attention_num_buckets", path, 32) if arch.relative_attention_bias else 0
-    vocab_size = _positive_int(cfg, "vocab_size", path)
+    buckets = _config_int(cfg, "relative_attention_num_buckets", path, 32) if arch.relative_attention_bias else 0
+    vocab_size = _config_int(cfg, "vocab_size", path)
     pad_token_id = cfg.get("pad_token_id")
     pad_token_id = 0 if pad_token_id is None else pad_token_id
     if isinstance(pad_token_id, bool) or not isinstance(pad_token_id, int) or not 0 <= pad_token_id < vocab_size:
         raise ModelLoadError(
             f"{path}: 'pad_token_id' must be an integer id below vocab_size {vocab_size}, found {pad_token_id!r}"
         )
-    max_position_embeddings = _positive_int(cfg, "max_position_embeddings", path)
+    max_position_embeddings = _config_int(cfg, "max_position_embeddings", path)
     padding_idx = arch.position_padding_idx
     if max_position_embeddings - (0 if padding_idx is None else padding_idx + 1) < 2:
         raise ModelLoadError(
@@ -236,7 +181,7 @@ def _transformer_fields(path: Path) -> dict[str, Any]:
         "hidden_act": hidden_act,
         "layer_norm_eps": float(eps),
         "max_position_embeddings": max_position_embeddings,
-        "type_vocab_size": _positive_int(cfg, "type_vocab_size", path, 2) if arch.token_type_embeddings else 0,
+        "type_vocab_size": _config_int(cfg, "type_vocab_size", path, 2) if arch.token_type_embeddings else 0,
         "pad_token_id": pad_token_id,
         "position_padding_idx": padding_idx,
         "relative_attention_num_buckets": buckets,
@@ -286,7 +231,7 @@ class DenseConfig:
 def _dense_config(module_dir: Path, in_features: int) -> DenseConfig:
     path = module_dir / "config.json"
     cfg = read_json_object(path)
-    declared_in = _positive_int(cfg, "in_features", path)
+    declared_in = _config_int(cfg, "in_features", path)
     if declared_in != in_features:
         raise ModelLoadError(f"{path}: in_features is {declared_in}, but the module before it outputs {in_features}")
     activation_path = cfg.get("activation_function") or "torch.nn.modules.activation.Tanh"  # its default
@@ -299,7 +244,7 @@ def _dense_config(module_dir: Path, in_features: int) -> DenseConfig:
     return DenseConfig(
         path=module_dir,
         in_features=declared_in,
-        out_features=_positive_int(cfg, "out_features", path),
+        out_features=_config_int(cfg, "out_features", path),
         bias=bool(cfg.get("bias", True)),
         activation=activation,
         use_residual=bool(cfg.get("use_residual", False)),

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .errors import InputError
+from .files import hash_file
 
 __all__ = [
     "Passage",
@@ -45,7 +46,6 @@ __all__ = [
 ]
 
 _BOM = b"\xef\xbb\xbf"
-_HASH_CHUNK = 1 << 20
 _CACHE_KEY_RE = re.compile(r"[0-9A-Za-z_-]+")
 _CACHE_KEY_VERSION = b"minibert-corpus-embeddings-v1"
 
@@ -218,9 +218,7 @@ def corpus_cache_key(model_fingerprint: str, corpus_path: str | os.PathLike[str]
     h.update(len(fp).to_bytes(8, "big") + fp)
     p = Path(corpus_path)
     try:
-        with p.open("rb") as f:
-            while chunk := f.read(_HASH_CHUNK):
-                h.update(chunk)
+        hash_file(p, h)
     except FileNotFoundError:
         raise InputError(f"corpus file {p} does not exist") from None
     except IsADirectoryError:

@@ -1,4 +1,4 @@
-"""The minibert exception hierarchy.
+"""The minibert exception hierarchy, and the one size-argument check that raises it.
 
 Every error minibert raises on purpose derives from :class:`MinibertError`, so callers can catch
 one type. Errors about bad call arguments also derive from Python's ``TypeError`` / ``ValueError``
@@ -6,6 +6,8 @@ so code written against sentence-transformers' conventions keeps working.
 """
 
 from __future__ import annotations
+
+import operator
 
 
 class MinibertError(Exception):
@@ -41,3 +43,17 @@ class InputTypeError(MinibertError, TypeError):
 
 class BackendUnavailableError(MinibertError):
     """The requested backend cannot run here: no CUDA device, or torch / triton not installed (``minibert[gpu]``)."""
+
+
+def positive_int(name: str, value: object) -> int:
+    """`value` as an int when it is a positive integer (NumPy integers too); else InputTypeError for a non-integer
+    (bool included) or InputError for zero and negatives, naming `name`."""
+    if isinstance(value, bool):
+        raise InputTypeError(f"{name} must be a positive integer, got bool {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise InputTypeError(f"{name} must be a positive integer, got {type(value).__name__} {value!r}") from None
+    if number <= 0:
+        raise InputError(f"{name} must be a positive integer, got {number}")
+    return number

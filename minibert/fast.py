@@ -1,9 +1,12 @@
 """The fast NumPy forward: the same math as :mod:`minibert.forward`, arranged for speed.
 
-:func:`forward` here takes and returns exactly what :func:`minibert.forward.forward` does, and is tested
-against it (and against the live reference). Where it differs:
+:func:`forward` takes the tokenizer's :class:`~minibert.packing.PackedBatch` and returns the last hidden states
+of its real tokens, [N, C]; it equals :func:`minibert.forward.forward` on ``batch.to_padded()`` at those tokens,
+and is tested against it and against the live reference. :class:`NumpyEncoder` is the NumPy backend: the
+forward, then pooling per sequence straight from the packed rows. Where the fast forward differs from the
+readable one:
 
-- **No padding, one group of sequences per core.** The real tokens of the batch are packed end to end
+- **No padding, one group of sequences per core.** The batch's real tokens arrive packed end to end
   ([N, C] rows, N = Σ lengths; MS MARCO batches sorted by characters were 30% padding), the sequences split
   into contiguous groups of about equal token counts, and each group runs the whole layer stack on its
   own thread: GEMMs, attention and elementwise work, with no hand-offs between them. OpenBLAS is held at
@@ -18,8 +21,7 @@ against it (and against the live reference). Where it differs:
   |ΔGELU| ≤ 8 ulp(GELU(x)) + 2e-7 on every SIMD level NumPy dispatches to, is derived in :func:`bias_gelu_`.
 - **Attention per sequence, on its own tokens** (no mask, no padded scores). K is laid out transposed for
   QKᵀ; Q is scaled by 1/√D before it (a pass over [H, L, D], not [H, L, L]); the softmax shifts by the
-  sequence's maximum score and divides after A·V (see :func:`self_attention`). Padding rows of the
-  output are 0 (the reference leaves them to attend freely; nothing downstream reads them).
+  sequence's maximum score and divides after A·V (see :func:`self_attention`).
 
 Shape letters as in :mod:`minibert.forward`: B, T, C, H, D, F; N = packed rows (real tokens), L = one
 sequence's length, S = sequences.
@@ -36,7 +38,9 @@ import numpy as np
 
 from ._blas import single_threaded_blas
 from .config import ModelConfig
-from .forward import position_bias, position_ids
+from .forward import position_bias
+from .packing import PackedBatch
+from .pooling import pool
 from .weights import EncoderLayer, Weights
 
 # GELU(x) = x·Φ(x) = x / (1 + exp(x·S(x²))): g(x) = ln((1 − Φ)/Φ) is odd, so g = x·S(x²); S below (w⁰ … w⁶)
@@ -199,6 +203,8 @@ def self_attention(mixed_qkv, qkv_bias, offsets, position_bias, context) -> np.n
     scratch = _AttentionScratch(H, D, int(np.diff(offsets).max()))
     for start, end in itertools.pairwise(offsets.tolist()):
         L = end - start
+        if L == 0:  # a sequence without tokens (a tokenizer that adds no special tokens, on "")
+            continue
         query, key_t, value, context_layer, attention_scores, row_sums, ones = scratch.arrays(L)
         mixed = mixed_qkv[start:end].reshape(L, 3, H, D)
         # add the bias and lay the heads out: Q and V as [H, L, D], K already transposed as [H, D, L]
@@ -259,8 +265,8 @@ def encoder_layer(hidden_states, offsets, position_bias, layer: EncoderLayer, cf
     )
 
 
-def encode_packed(input_ids, position_ids, token_type_ids, lengths, position_bias, w: Weights, cfg: ModelConfig):
-    """Sequences packed end to end (no padding): [N] ids, positions, types; [S] lengths -> hidden states [N, C]."""
+def encode_packed(input_ids, position_ids, token_type_ids, offsets, position_bias, w: Weights, cfg: ModelConfig):
+    """Sequences packed end to end: [N] ids, positions, types; [S + 1] row offsets -> hidden states [N, C]."""
     hidden_states = w.word_embeddings[input_ids]  # [N, C]
     others = w.position_embeddings[position_ids]  # [N, C]
     if w.token_type_embeddings is not None:
@@ -268,7 +274,6 @@ def encode_packed(input_ids, position_ids, token_type_ids, lengths, position_bia
     residual_layernorm_(
         hidden_states, others, None, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps
     )
-    offsets = np.concatenate([[0], np.cumsum(lengths)])  # [S + 1]
     buf = _Buffers(len(input_ids), cfg)
     for layer in w.layers:
         encoder_layer(hidden_states, offsets, position_bias, layer, cfg, buf)
@@ -287,23 +292,23 @@ def _balanced_groups(lengths: np.ndarray, n_groups: int) -> list[tuple[int, int]
     return list(itertools.pairwise(bounds.tolist()))
 
 
-def forward(
-    input_ids: np.ndarray, attention_mask: np.ndarray, token_type_ids: np.ndarray, w: Weights, cfg: ModelConfig
-) -> np.ndarray:
-    """Drop-in for :func:`minibert.forward.forward`: [B, T] ids, mask, types -> last_hidden_state [B, T, C]."""
-    B, T = input_ids.shape
-    real = attention_mask.astype(bool)  # [B, T]
-    positions = np.broadcast_to(position_ids(input_ids, cfg.position_padding_idx), (B, T))  # [B, T]
-    bias = None if w.relative_attention_bias is None else position_bias(T, w.relative_attention_bias)  # [1, H, T, T]
-    lengths = real.sum(axis=1)  # [B]
-    last_hidden_state = np.zeros((B, T, cfg.hidden_size), dtype=np.float32)  # padding rows stay 0
+def forward(batch: PackedBatch, w: Weights, cfg: ModelConfig) -> np.ndarray:
+    """The encoder on a packed batch: [N] tokens -> last hidden states [N, C] (float32), one group of sequences
+    per core. Equal to :func:`minibert.forward.forward` on ``batch.to_padded()``, at the real tokens."""
+    cu_seqlens = batch.cu_seqlens  # [B + 1]
+    positions = batch.position_ids(cfg.position_padding_idx)  # [N]
+    table = w.relative_attention_bias
+    bias = None if table is None else position_bias(batch.max_seqlen, table)  # [1, H, T, T] (MPNet)
+    last_hidden_state = np.empty((len(batch.input_ids), cfg.hidden_size), dtype=np.float32)  # [N, C]
 
     def run(b0: int, b1: int) -> None:
-        rows = real[b0:b1]  # [b, T]
-        last_hidden_state[b0:b1][rows] = encode_packed(
-            input_ids[b0:b1][rows], positions[b0:b1][rows], token_type_ids[b0:b1][rows], lengths[b0:b1], bias, w, cfg
-        )
+        t0, t1 = cu_seqlens[b0], cu_seqlens[b1]  # the group's rows
+        last_hidden_state[t0:t1] = encode_packed(
+            batch.input_ids[t0:t1], positions[t0:t1], batch.token_type_ids[t0:t1], cu_seqlens[b0 : b1 + 1] - t0,
+            bias, w, cfg,
+        )  # fmt: skip
 
+    lengths = batch.lengths
     groups = _balanced_groups(lengths, min(_threads(), max(1, int(lengths.sum()) // _MIN_GROUP_TOKENS)))
     with single_threaded_blas():  # attention's many small GEMMs lose to thread hand-offs on more threads
         if len(groups) == 1:
@@ -313,3 +318,16 @@ def forward(
             for future in [pool.submit(run, b0, b1) for b0, b1 in groups]:
                 future.result()
     return last_hidden_state
+
+
+class NumpyEncoder:
+    """The NumPy backend: a packed batch -> its pooled vectors (the backend contract, see minibert.model)."""
+
+    normalizes = False  # Normalize runs after pooling, in minibert.pooling.after_pooling
+
+    def __init__(self, config: ModelConfig, weights: Weights) -> None:
+        self.config, self.weights = config, weights
+
+    def embed(self, batch: PackedBatch) -> np.ndarray:
+        """[N] tokens -> pooled [B, C · modes] float32, straight from the packed rows."""
+        return pool(forward(batch, self.weights, self.config), batch.cu_seqlens, self.config.pooling_modes)

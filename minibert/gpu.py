@@ -1,14 +1,20 @@
-"""The GPU forward: torch for the GEMMs (cuBLAS), minibert's Triton kernels for attention and pooling.
+"""The GPU backend: torch for the GEMMs (cuBLAS), minibert's Triton kernels for attention and pooling.
 
-Same contract as the NumPy forward — the same :class:`~minibert.config.ModelConfig`, the same canonical
-weight tree (its arrays moved to the device once, in the chosen dtype) and the same tokenized batch —
-but packed end to end: the batch's real tokens are concatenated ([N] ids, ``cu_seqlens`` offsets), so no
-FLOP is spent on padding. Attention is :func:`~minibert.kernels.attention.varlen_attention` (MPNet's
-relative-position bias is gathered inside it by offset), pooling is
-:func:`~minibert.kernels.pooling.mean_pool` / :func:`~minibert.kernels.pooling.cls_pool`. LayerNorm and the
-exact GELU are torch ops; the pooled vectors come back to the host, where the Dense modules and Normalize
-run in NumPy, as on the CPU path (minibert.model). float32 runs with TF32 off, so it matches the reference
-at DESIGN.md's fp32 bound; float16 / bfloat16 store activations in that dtype and accumulate in fp32.
+Same contract as the NumPy backend (:class:`minibert.fast.NumpyEncoder`): the same
+:class:`~minibert.config.ModelConfig`, the same canonical weight tree (its arrays moved to the device once,
+in the chosen dtype) and the tokenizer's :class:`~minibert.packing.PackedBatch` in, pooled vectors
+[B, C · modes] out. The batch is already packed, so no FLOP is spent on padding and nothing is stripped here:
+ids, position ids (computed on the host by the batch, as for the NumPy backend) and ``cu_seqlens`` are
+copied to the device once. The offsets are checked once per batch, on the host
+(:class:`~minibert.kernels.checks.Segments`): the attention kernel of every layer and the pooling kernel take
+them checked, so no launch reads them back from the device. Attention is
+:func:`~minibert.kernels.attention.varlen_attention` (MPNet's relative-position bias is gathered inside it
+by offset), pooling is :func:`~minibert.kernels.pooling.mean_pool` / :func:`~minibert.kernels.pooling.cls_pool`,
+which L2-normalize in the same kernel when :func:`minibert.pooling.normalize_while_pooling` says so. LayerNorm
+and the exact GELU are torch ops. The pooled vectors come back to the host, where the Dense modules and
+Normalize run in NumPy for both backends (:func:`minibert.pooling.after_pooling`). float32 runs with TF32
+off, so it matches the reference at DESIGN.md's fp32 bound; float16 / bfloat16 store activations in that
+dtype and accumulate in fp32.
 
 With ``TRITON_INTERPRET=1`` in the environment before triton is imported, the same code runs on CPU
 tensors (``device="cpu", backend="triton"``): that is how CI checks it without a GPU.
@@ -21,14 +27,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 
 import numpy as np
 
 from .config import ModelConfig
 from .errors import BackendUnavailableError, InputError, UnsupportedModelError
 from .forward import relative_position_bucket
-from .tokenizer import Batch
+from .packing import PackedBatch
+from .pooling import normalize_while_pooling
 from .weights import Weights
 
 DTYPES = ("float32", "float16", "bfloat16")
@@ -49,6 +55,8 @@ def _import_torch_and_kernels():
 def resolve_device(device: str, dtype: str):
     """Check that the backend can run on `device` in `dtype`; returns (torch.device, torch.dtype)."""
     torch = _import_torch_and_kernels()
+    from .kernels.checks import interpreting
+
     if dtype not in DTYPES:
         raise BackendUnavailableError(f"dtype={dtype!r} is not supported; use one of {', '.join(DTYPES)}")
     try:
@@ -62,7 +70,7 @@ def resolve_device(device: str, dtype: str):
             f"device={device!r}: torch sees no CUDA GPU (torch {torch.__version__}); "
             "use device='cpu', or install a CUDA build of torch on a machine with a GPU"
         )
-    if target.type == "cpu" and os.environ.get("TRITON_INTERPRET") != "1":
+    if target.type == "cpu" and not interpreting():
         raise BackendUnavailableError(
             "backend='triton' on device='cpu' runs the kernels in Triton's interpreter, which needs "
             "TRITON_INTERPRET=1 in the environment before triton is first imported"
@@ -88,20 +96,6 @@ def _to_device(tree, device, dtype, fp32_fields=()):
     return dataclasses.replace(tree, **{f.name: convert(f.name, getattr(tree, f.name)) for f in fields})
 
 
-def position_ids(input_ids, cu_seqlens, padding_idx: int | None):
-    """Position of every packed token inside its sequence: [N] -> [N] (RoBERTa-style when padding_idx is set)."""
-    import torch
-
-    lengths = cu_seqlens[1:] - cu_seqlens[:-1]  # [B]
-    starts = torch.repeat_interleave(cu_seqlens[:-1].long(), lengths.long())  # [N]: each token's sequence start
-    if padding_idx is None:
-        return torch.arange(input_ids.shape[0], device=input_ids.device) - starts
-    real = (input_ids != padding_idx).long()  # [N]
-    count = torch.cumsum(real, 0)  # [N], running over the whole pack
-    before = count[starts] - real[starts]  # [N]: real tokens in earlier sequences
-    return (count - before) * real + padding_idx
-
-
 def relative_bias_table(relative_attention_bias, max_seqlen: int):
     """MPNet's bias by offset k - q: [NB, H] -> [H, 2 · max_seqlen - 1] (float32, contiguous)."""
     import torch
@@ -112,8 +106,9 @@ def relative_bias_table(relative_attention_bias, max_seqlen: int):
     return relative_attention_bias[index].T.contiguous()  # [2S - 1, H] -> [H, 2S - 1]
 
 
-def forward_packed(input_ids, cu_seqlens, max_seqlen: int, w: Weights, cfg: ModelConfig):
-    """The encoder on packed tokens: ids [N], offsets [B + 1] -> last hidden states [N, C] in the weights' dtype."""
+def forward_packed(input_ids, position_ids, token_type_ids, segments, w: Weights, cfg: ModelConfig):
+    """The encoder on packed tokens: ids, positions, types [N] on the device, checked segments (B sequences)
+    -> last hidden states [N, C] in the weights' dtype."""
     import torch
     import torch.nn.functional as F
 
@@ -122,18 +117,17 @@ def forward_packed(input_ids, cu_seqlens, max_seqlen: int, w: Weights, cfg: Mode
     N, C, H = input_ids.shape[0], cfg.hidden_size, cfg.num_attention_heads
     eps = cfg.layer_norm_eps
     activation = {"gelu": F.gelu, "relu": F.relu}[cfg.hidden_act]
-    positions = position_ids(input_ids, cu_seqlens, cfg.position_padding_idx)  # [N]
-    hidden = w.word_embeddings[input_ids] + w.position_embeddings[positions]  # [N, C]
+    hidden = w.word_embeddings[input_ids] + w.position_embeddings[position_ids]  # [N, C]
     if w.token_type_embeddings is not None:
-        hidden = hidden + w.token_type_embeddings[0]  # single sentences: token type 0
+        hidden = hidden + w.token_type_embeddings[token_type_ids]
     hidden = F.layer_norm(hidden, (C,), w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, eps)
     rel_bias = None
     if w.relative_attention_bias is not None:
-        rel_bias = relative_bias_table(w.relative_attention_bias, max_seqlen)  # [H, 2S - 1]
+        rel_bias = relative_bias_table(w.relative_attention_bias, segments.max_seqlen)  # [H, 2S - 1]
     for layer in w.layers:
         mixed_qkv = torch.addmm(layer.qkv_bias, hidden, layer.qkv_weight)  # [N, C] -> [N, 3C]
         query, key, value = mixed_qkv.view(N, 3, H, C // H).unbind(1)  # 3 × [N, H, D], strided views
-        context_layer = varlen_attention(query, key, value, cu_seqlens, max_seqlen, rel_bias=rel_bias)  # [N, H, D]
+        context_layer = varlen_attention(query, key, value, segments, rel_bias=rel_bias)  # [N, H, D]
         attention_output = torch.addmm(
             layer.attention_output_bias, context_layer.view(N, C), layer.attention_output_weight
         )
@@ -148,22 +142,19 @@ def forward_packed(input_ids, cu_seqlens, max_seqlen: int, w: Weights, cfg: Mode
     return hidden
 
 
-def pool_packed(hidden, cu_seqlens, cfg: ModelConfig, normalize: bool):
-    """The configured pooling modes on packed states, optionally L2-normalized: [N, C] -> float32 [B, C · modes]."""
+def pool_packed(hidden, segments, cfg: ModelConfig, normalize: bool):
+    """The configured pooling modes on packed states, L2-normalized in the kernel when asked (one mode only):
+    [N, C] -> float32 [B, C · modes]."""
     import torch
 
     from .kernels.pooling import cls_pool, mean_pool
 
-    fused = normalize and len(cfg.pooling_modes) == 1  # the kernels normalize one mode's vector in place
-    pooled = [
-        (mean_pool if mode == "mean" else cls_pool)(hidden, cu_seqlens, normalize=fused) for mode in cfg.pooling_modes
-    ]
-    embeddings = torch.cat(pooled, dim=-1)
-    return torch.nn.functional.normalize(embeddings, dim=-1) if normalize and not fused else embeddings
+    kernels = {"mean": mean_pool, "cls": cls_pool}
+    return torch.cat([kernels[mode](hidden, segments, normalize=normalize) for mode in cfg.pooling_modes], dim=-1)
 
 
 class GpuEncoder:
-    """Embeds tokenized batches on a torch device with the Triton kernels."""
+    """The Triton backend: a packed batch -> its pooled vectors on a torch device (contract: minibert.model)."""
 
     def __init__(self, config: ModelConfig, weights: Weights, device: str, dtype: str) -> None:
         for mode in config.pooling_modes:
@@ -174,22 +165,31 @@ class GpuEncoder:
                 )
         self.config = config
         self.device, self.dtype = resolve_device(device, dtype)
+        self.normalizes = normalize_while_pooling(config)  # in the pooling kernel; else after_pooling does it
         # Dense heads run on the host, in NumPy, after pooling; the bias table stays fp32 (the kernel reads fp32)
         encoder = dataclasses.replace(weights, dense=())
         self.weights = _to_device(encoder, self.device, self.dtype, fp32_fields=("relative_attention_bias",))
 
-    def pool(self, batch: Batch, normalize: bool) -> np.ndarray:
-        """A padded batch from the tokenizer -> pooled float32 embeddings [B, C · modes] (L2-normalized if asked)."""
+    def hidden_states(self, batch: PackedBatch):
+        """The packed batch's last hidden states on the device: [N, C] in the backend's dtype, and its segments."""
         import torch
 
-        mask = batch.attention_mask.astype(bool)  # [B, T]
-        lengths = mask.sum(axis=1)  # [B]
-        cu_seqlens = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32)  # [B + 1]
+        from .kernels.checks import Segments
+
+        segments = Segments.from_host(batch.cu_seqlens, self.device)  # checked on the host, copied once
+        ids, positions, types = (
+            torch.from_numpy(a).to(self.device)
+            for a in (batch.input_ids, batch.position_ids(self.config.position_padding_idx), batch.token_type_ids)
+        )
+        return forward_packed(ids, positions, types, segments, self.weights, self.config), segments
+
+    def embed(self, batch: PackedBatch) -> np.ndarray:
+        """[N] tokens -> pooled float32 [B, C · modes] on the host (L2-normalized when ``self.normalizes``)."""
+        import torch
+
         with torch.inference_mode(), _tf32_off(torch):
-            input_ids = torch.from_numpy(batch.input_ids[mask]).to(self.device)  # [N]
-            cu = torch.from_numpy(cu_seqlens).to(self.device)
-            hidden = forward_packed(input_ids, cu, int(lengths.max()), self.weights, self.config)  # [N, C]
-            return pool_packed(hidden, cu, self.config, normalize).cpu().numpy()  # [B, C · modes]
+            hidden, segments = self.hidden_states(batch)  # [N, C]
+            return pool_packed(hidden, segments, self.config, self.normalizes).cpu().numpy()
 
 
 @contextlib.contextmanager

@@ -22,20 +22,33 @@ import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from .config import ModelConfig, load_config
-from .errors import InputError, InputTypeError
-from .fast import forward
+from .errors import InputError, InputTypeError, positive_int
+from .fast import NumpyEncoder
 from .hub import DEFAULT_MODEL, resolve_model_dir
 from .models import find_known_model
-from .pooling import dense, normalize, pool
+from .packing import PackedBatch
+from .pooling import after_pooling, normalize
 from .progress import progress, should_show
-from .tokenizer import Batch, BatchTokenizer
+from .tokenizer import BatchTokenizer
 from .weights import load_weights
 
 BACKENDS = ("numpy", "triton")
+
+
+class Encoder(Protocol):
+    """The backend contract (minibert.fast.NumpyEncoder, minibert.gpu.GpuEncoder): a packed batch in, the Pooling
+    module's output out — L2-normalized already when ``normalizes`` (the backend fused it into its pooling kernel,
+    see minibert.pooling.normalize_while_pooling). Dense and Normalize then run once, in after_pooling."""
+
+    normalizes: bool
+
+    def embed(self, batch: PackedBatch) -> np.ndarray:  # [N] tokens -> [B, C · modes] float32
+        ...
 
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -129,12 +142,6 @@ def _as_text_list(sentences: str | Iterable[str]) -> tuple[list[str], bool]:
     return [_check_text(text, index) for index, text in enumerate(_check_container(sentences))], False
 
 
-def _positive_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InputError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 class SentenceTransformer:
     """A sentence-transformers BERT model run by minibert's NumPy forward pass.
 
@@ -178,11 +185,12 @@ class SentenceTransformer:
         self.tokenizer = BatchTokenizer(self.config)
         self.weights = load_weights(self.config)
         self.backend = backend
-        self._gpu = None
         if backend == "triton":
             from .gpu import GpuEncoder  # torch and triton are imported only on this path
 
-            self._gpu = GpuEncoder(self.config, self.weights, device or "cpu", dtype)
+            self.encoder: Encoder = GpuEncoder(self.config, self.weights, device or "cpu", dtype)
+        else:
+            self.encoder = NumpyEncoder(self.config, self.weights)
 
     def __repr__(self) -> str:
         c = self.config
@@ -207,25 +215,14 @@ class SentenceTransformer:
     def get_sentence_embedding_dimension(self) -> int:
         return self.config.embedding_dim
 
-    def tokenize(self, texts: list[str]) -> Batch:
-        """The padded token ids, attention mask and token types the encoder sees for `texts`."""
+    def tokenize(self, texts: list[str]) -> PackedBatch:
+        """The token ids the encoder sees for `texts`, packed (``.to_padded()`` for sentence-transformers' layout)."""
         return self.tokenizer(_as_text_list(texts)[0])
 
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        """texts -> pooled, Dense, (per the model directory) normalized embeddings [B, d]; both backends."""
-        batch = self.tokenizer(texts)
-        # the GPU kernels can normalize while pooling when nothing comes between the two
-        fused_normalize = self._gpu is not None and self.config.normalize and not self.config.dense_layers
-        if self._gpu is not None:
-            embeddings = self._gpu.pool(batch, normalize=fused_normalize)  # [B, C · modes]
-        else:
-            last_hidden_state = forward(
-                batch.input_ids, batch.attention_mask, batch.token_type_ids, self.weights, self.config
-            )  # [B, T, C]
-            embeddings = pool(last_hidden_state, batch.attention_mask, self.config.pooling_modes)  # [B, C · modes]
-        for layer, layer_config in zip(self.weights.dense, self.config.dense_layers, strict=True):
-            embeddings = dense(embeddings, layer, layer_config)  # [B, I] -> [B, O]
-        return normalize(embeddings) if self.config.normalize and not fused_normalize else embeddings  # [B, d]
+        """texts -> the model's embeddings [B, d]: tokenize, the backend's pooled vectors, then Dense / Normalize."""
+        pooled = self.encoder.embed(self.tokenizer(texts))  # [B, C · modes]
+        return after_pooling(pooled, self.weights.dense, self.config, normalized=self.encoder.normalizes)  # [B, d]
 
     def encode(
         self,
@@ -245,10 +242,10 @@ class SentenceTransformer:
         counts distinct texts). Safe to call from several threads on one model (module docstring).
         """
         texts, single = _as_text_list(sentences)
-        batch_size = _positive_int("batch_size", batch_size)
+        batch_size = positive_int("batch_size", batch_size)
         dim = self.get_sentence_embedding_dimension()
         if truncate_dim is not None:
-            dim = min(_positive_int("truncate_dim", truncate_dim), dim)
+            dim = min(positive_int("truncate_dim", truncate_dim), dim)
 
         distinct, rows_of = _distinct(texts)
         order = np.argsort([-len(t) for t in distinct], kind="stable")  # longest first

@@ -1,22 +1,36 @@
-"""The sentence-transformers modules after the transformer: Pooling, Dense, Normalize.
+"""The sentence-transformers modules after the transformer: Pooling, Dense, Normalize — on packed rows.
 
-Follows sentence-transformers' ``Pooling`` module on right-padded batches: each mode gives a
-[B, C] vector and several modes concatenate in the order the config lists them. Mean pooling
-divides by the token count clamped at 1e-9 (sentence-transformers' guard), max pooling ignores
-padding, weightedmean weights token t (1-based) by t, lasttoken takes the last real token.
-``dense`` follows ``Dense``: activation(x W + b), plus x (or x R) when ``use_residual``.
-``normalize`` follows ``torch.nn.functional.normalize`` (norm clamped at 1e-12).
+Follows sentence-transformers' ``Pooling`` module: each mode gives a [B, C] vector and several modes
+concatenate in the order the config lists them. Mean pooling divides by the token count clamped at 1e-9
+(sentence-transformers' guard), max pooling takes the largest value per column, weightedmean weights token t
+(1-based, within its sequence) by t, lasttoken takes the last token. ``dense`` follows ``Dense``:
+activation(x W + b), plus x (or x R) when ``use_residual``. ``normalize`` follows
+``torch.nn.functional.normalize`` (norm clamped at 1e-12).
 
-Shape letters: B = batch, T = sequence length, C = hidden size, I / O = a Dense layer's in / out width.
+Differs in layout: the hidden states arrive packed, [N, C] rows with ``cu_seqlens`` offsets (the tokenizer's
+:class:`~minibert.tokenizer.PackedBatch`), so there is no mask to apply: each mode reduces over its sequence's
+own rows (``np.add.reduceat`` and friends). A sequence with no tokens at all (only possible with a tokenizer
+that adds no special tokens, on an empty text) pools to zeros in every mode.
+
+:func:`after_pooling` is the one place where Dense and Normalize run, for every backend; a backend that can
+normalize inside its pooling kernel does so only when :func:`normalize_while_pooling` says so.
+
+Shape letters: N = packed tokens, B = sequences, C = hidden size, I / O = a Dense layer's in / out width.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from .config import DenseConfig
+from .config import DenseConfig, ModelConfig
 from .forward import gelu, relu
+from .packing import position_in_sequence
 from .weights import DenseLayer
+
+NORM_EPS = np.float32(1e-12)  # torch.nn.functional.normalize's clamp
+COUNT_EPS = np.float32(1e-9)  # sentence-transformers' clamp on mean pooling's token count
 
 _DENSE_FUNCTIONS = {  # config.DENSE_ACTIVATIONS' values -> their NumPy functions
     "tanh": np.tanh,
@@ -27,40 +41,48 @@ _DENSE_FUNCTIONS = {  # config.DENSE_ACTIVATIONS' values -> their NumPy function
 }
 
 
-def _mean_parts(token_embeddings: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(Σ masked embeddings [B, C], clamped token count [B, 1])."""
-    sum_embeddings = (token_embeddings * mask).sum(axis=1)  # [B, T, C] -> [B, C]
-    count = np.maximum(mask.sum(axis=1), np.float32(1e-9))  # [B, T, 1] -> [B, 1]
-    return sum_embeddings, count
+def _segment_reduce(ufunc: np.ufunc, rows: np.ndarray, cu_seqlens: np.ndarray) -> np.ndarray:
+    """ufunc over each sequence's rows: [N, ...] -> [B, ...]; a sequence with no rows gives zeros."""
+    lengths = np.diff(cu_seqlens)  # [B]
+    out = np.zeros((len(lengths), *rows.shape[1:]), dtype=rows.dtype)
+    filled = lengths > 0
+    if filled.any():  # reduceat runs each start to the next one: empty sequences in between add nothing
+        out[filled] = ufunc.reduceat(rows, cu_seqlens[:-1][filled], axis=0)
+    return out
 
 
-def pool_one(mode: str, token_embeddings: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
-    """One pooling mode: [B, T, C] token embeddings, [B, T] mask -> [B, C]."""
-    mask = attention_mask[:, :, None].astype(np.float32)  # [B, T, 1]
+def _first_or_last(hidden: np.ndarray, cu_seqlens: np.ndarray, last: bool) -> np.ndarray:
+    """Each sequence's first (or last) row: [N, C] -> [B, C]; a sequence with no rows gives zeros."""
+    lengths = np.diff(cu_seqlens)  # [B]
+    out = np.zeros((len(lengths), hidden.shape[1]), dtype=hidden.dtype)
+    filled = lengths > 0
+    out[filled] = hidden[(cu_seqlens[1:] - 1 if last else cu_seqlens[:-1])[filled]]
+    return out
+
+
+def pool_one(mode: str, hidden: np.ndarray, cu_seqlens: np.ndarray) -> np.ndarray:
+    """One pooling mode: packed [N, C] token embeddings, [B + 1] offsets -> [B, C] float32."""
     if mode == "cls":
-        return token_embeddings[:, 0]  # [B, C]
-    if mode == "max":
-        return np.where(mask > 0, token_embeddings, -np.inf).max(axis=1)  # [B, C]
-    if mode == "mean":
-        sum_embeddings, count = _mean_parts(token_embeddings, mask)
-        return sum_embeddings / count
-    if mode == "mean_sqrt_len_tokens":
-        sum_embeddings, count = _mean_parts(token_embeddings, mask)
-        return sum_embeddings / np.sqrt(count)
-    if mode == "weightedmean":
-        positions = np.arange(1, token_embeddings.shape[1] + 1, dtype=np.float32)[None, :, None]  # [1, T, 1]
-        weighted_mask = mask * positions  # [B, T, 1]
-        sum_embeddings = (token_embeddings * weighted_mask).sum(axis=1)  # [B, C]
-        return sum_embeddings / np.maximum(weighted_mask.sum(axis=1), np.float32(1e-9))
+        return _first_or_last(hidden, cu_seqlens, last=False)
     if mode == "lasttoken":
-        last = np.maximum(attention_mask.sum(axis=1) - 1, 0)  # [B]
-        return token_embeddings[np.arange(len(last)), last]  # [B, C]
+        return _first_or_last(hidden, cu_seqlens, last=True)
+    if mode == "max":
+        return _segment_reduce(np.maximum, hidden, cu_seqlens)
+    count = np.diff(cu_seqlens).astype(np.float32)[:, None]  # [B, 1]
+    if mode == "mean":
+        return _segment_reduce(np.add, hidden, cu_seqlens) / np.maximum(count, COUNT_EPS)
+    if mode == "mean_sqrt_len_tokens":
+        return _segment_reduce(np.add, hidden, cu_seqlens) / np.sqrt(np.maximum(count, COUNT_EPS))
+    if mode == "weightedmean":
+        weights = (position_in_sequence(cu_seqlens) + 1).astype(np.float32)[:, None]  # [N, 1]: 1 … L per sequence
+        weighted_sum = _segment_reduce(np.add, hidden * weights, cu_seqlens)  # [B, C]
+        return weighted_sum / np.maximum(_segment_reduce(np.add, weights, cu_seqlens), COUNT_EPS)
     raise ValueError(f"unknown pooling mode {mode!r}")
 
 
-def pool(token_embeddings: np.ndarray, attention_mask: np.ndarray, modes: tuple[str, ...]) -> np.ndarray:
-    """All configured modes, concatenated: [B, T, C] -> [B, C · len(modes)] float32."""
-    vectors = [pool_one(mode, token_embeddings, attention_mask) for mode in modes]
+def pool(hidden: np.ndarray, cu_seqlens: np.ndarray, modes: Sequence[str]) -> np.ndarray:
+    """All configured modes, concatenated: packed [N, C] -> [B, C · len(modes)] float32."""
+    vectors = [pool_one(mode, hidden, cu_seqlens) for mode in modes]
     return np.concatenate(vectors, axis=-1).astype(np.float32, copy=False)
 
 
@@ -76,6 +98,24 @@ def dense(embeddings: np.ndarray, layer: DenseLayer, cfg: DenseConfig) -> np.nda
 
 
 def normalize(embeddings: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit L2 norm (norm clamped at 1e-12, as torch): [N, d] -> [N, d]."""
-    norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)  # [N, 1]
-    return (embeddings / np.maximum(norms, np.float32(1e-12))).astype(np.float32, copy=False)
+    """Scaled to unit L2 norm along the last axis (norm clamped at 1e-12, as torch, so zeros stay 0): [..., d]."""
+    embeddings = embeddings.astype(np.float32, copy=False)
+    norms = np.sqrt(np.einsum("...d,...d->...", embeddings, embeddings))[..., None]  # [..., 1]
+    return embeddings / np.maximum(norms, NORM_EPS)
+
+
+def normalize_while_pooling(config: ModelConfig) -> bool:
+    """Whether a backend whose pooling kernel can L2-normalize should do it there: the model normalizes, it has
+    one pooling mode (the kernel normalizes one mode's vector) and no Dense module comes between."""
+    return config.normalize and len(config.pooling_modes) == 1 and not config.dense_layers
+
+
+def after_pooling(
+    pooled: np.ndarray, dense_layers: Sequence[DenseLayer], config: ModelConfig, *, normalized: bool
+) -> np.ndarray:
+    """The modules after Pooling, for every backend: Dense*, then Normalize when the model has one (skipped when
+    the backend `normalized` while pooling). [B, C · modes] -> [B, d] float32."""
+    embeddings = pooled
+    for layer, layer_config in zip(dense_layers, config.dense_layers, strict=True):
+        embeddings = dense(embeddings, layer, layer_config)  # [B, I] -> [B, O]
+    return normalize(embeddings) if config.normalize and not normalized else embeddings  # [B, d]

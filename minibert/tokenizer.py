@@ -1,9 +1,11 @@
-"""Tokenization: text → a padded :class:`Batch`, with the ids sentence-transformers feeds its model.
+"""Tokenization: text → a :class:`PackedBatch`, with the ids sentence-transformers feeds its model.
 
 Follows sentence-transformers' ``Transformer.preprocess``: the HF fast tokenizer called with
 ``padding=True, truncation="longest_first", max_length=max_seq_length`` (special tokens included
-in the budget), right padding with the pad token, and — when ``sentence_bert_config.json`` says
-``do_lower_case`` — a ``Lowercase`` normalizer put in front of the tokenizer's own.
+in the budget) and — when ``sentence_bert_config.json`` says ``do_lower_case`` — a ``Lowercase``
+normalizer put in front of the tokenizer's own. Differs in layout only: the ids are packed end to end
+(``cu_seqlens`` offsets) instead of right-padded; :meth:`PackedBatch.to_padded` gives sentence-transformers'
+padded ids, attention mask and token types back.
 
 Source of the tokenizer: ``tokenizer.json`` (the ``tokenizers`` library runs it, with its baked-in
 padding/truncation settings replaced by the ones above). Fallback for directories without it:
@@ -41,27 +43,19 @@ the vocab.txt fallback, DistilBERT's and MPNet's), and compare prefix and whole-
 
 from __future__ import annotations
 
+import itertools
 import re
 import string
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from tokenizers import Encoding, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from .config import ModelConfig, present, read_json_object, regular_file_size
+from .config import ModelConfig
 from .errors import ModelLoadError, UnsupportedModelError
-
-
-@dataclass(frozen=True)
-class Batch:
-    """A right-padded batch. B = batch, T = longest sequence in the batch."""
-
-    input_ids: np.ndarray  # [B, T] int64
-    attention_mask: np.ndarray  # [B, T] int64, 1 = real token, 0 = padding
-    token_type_ids: np.ndarray  # [B, T] int64, all zeros (single sentences)
-
+from .files import present, read_json_object, regular_file_size
+from .packing import PackedBatch
 
 # tokenizer.json model types minibert is built and tested for (BERT, DistilBERT and MPNet all use WordPiece)
 TOKENIZER_MODELS = ("WordPiece",)
@@ -251,7 +245,7 @@ _MARK_CHARS = frozenset(chr(c) for c in range(0x300, 0x370))
 
 
 class BatchTokenizer:
-    """Turns lists of strings into padded, truncated :class:`Batch` es."""
+    """Turns lists of strings into truncated, packed batches (:class:`PackedBatch`)."""
 
     def __init__(self, config: ModelConfig) -> None:
         model_dir = config.model_dir
@@ -315,13 +309,10 @@ class BatchTokenizer:
             encodings[row] = self._encode_long(texts[row])
         return encodings
 
-    def __call__(self, texts: list[str]) -> Batch:
-        """Tokenize `texts` (already validated strings) into a right-padded batch."""
+    def __call__(self, texts: list[str]) -> PackedBatch:
+        """Tokenize `texts` (already validated strings) into a packed batch."""
         encodings = self.encode(texts)
-        longest = max((len(e.ids) for e in encodings), default=0)
-        input_ids = np.full((len(texts), longest), self.pad_token_id, dtype=np.int64)  # [B, T]
-        attention_mask = np.zeros((len(texts), longest), dtype=np.int64)  # [B, T]
-        for row, encoding in enumerate(encodings):
-            input_ids[row, : len(encoding.ids)] = encoding.ids
-            attention_mask[row, : len(encoding.ids)] = 1
-        return Batch(input_ids, attention_mask, np.zeros_like(input_ids))
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))  # [B]
+        cu_seqlens = np.concatenate([[0], np.cumsum(lengths)])  # [B + 1]
+        input_ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), np.int64, int(cu_seqlens[-1]))
+        return PackedBatch(input_ids, np.zeros_like(input_ids), cu_seqlens, self.pad_token_id)

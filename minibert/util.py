@@ -23,13 +23,13 @@ and the pairwise functions return a 0-d array for two 1-D inputs.
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from .errors import InputError, InputTypeError
+from .errors import InputError, InputTypeError, positive_int
+from .pooling import normalize
 
 __all__ = [
     "cos_sim",
@@ -40,9 +40,6 @@ __all__ = [
     "semantic_search",
 ]
 
-# torch.nn.functional.normalize's default: a row's norm is clamped to at least this before dividing, so an
-# all-zero row stays all-zero (and scores 0) instead of becoming NaN.
-_NORM_EPS = 1e-12
 
 # dtype kinds accepted as embeddings: bool, signed / unsigned int, float.
 _NUMERIC_KINDS = "biuf"
@@ -100,19 +97,13 @@ def _f32(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32, copy=False)
 
 
-def _normalize(x: np.ndarray) -> np.ndarray:
-    """L2-normalize float32 ``x`` along its last axis, rows with norm < eps divided by eps (so zeros stay 0)."""
-    norms = np.sqrt(np.einsum("...d,...d->...", x, x))[..., np.newaxis]  # [..., 1]; faster than np.linalg.norm
-    return x / np.maximum(norms, np.float32(_NORM_EPS))
-
-
 def normalize_embeddings(embeddings: Any) -> np.ndarray:
     """Scale each embedding to unit L2 length; same shape as the input ([dim] or [n, dim]), float32.
 
     Like ``torch.nn.functional.normalize``, a norm below 1e-12 is clamped to 1e-12, so a zero vector
     stays zero instead of becoming NaN.
     """
-    return _normalize(_f32(_as_array(embeddings, "embeddings")))
+    return normalize(_f32(_as_array(embeddings, "embeddings")))
 
 
 def dot_score(a: Any, b: Any) -> np.ndarray:
@@ -131,7 +122,7 @@ def cos_sim(a: Any, b: Any) -> np.ndarray:
     similarity 0 with everything.
     """
     a2, b2 = _check_dims(_as_rows(a, "a"), _as_rows(b, "b"), "a", "b")
-    return _normalize(_f32(a2)) @ _normalize(_f32(b2)).T  # [n, m]
+    return normalize(_f32(a2)) @ normalize(_f32(b2)).T  # [n, m]
 
 
 def _pairwise_inputs(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -160,19 +151,7 @@ def pairwise_cos_sim(a: Any, b: Any) -> np.ndarray:
     ``a``, ``b``: both [n, dim] (returns float32 [n]) or both [dim] (returns a 0-d float32 array).
     """
     a_arr, b_arr = _pairwise_inputs(a, b)
-    return np.einsum("...d,...d->...", _normalize(a_arr), _normalize(b_arr))  # [n] or []
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise InputTypeError(f"{name} must be an int, got bool {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise InputTypeError(f"{name} must be an int, got {type(value).__name__} {value!r}") from None
-    if number <= 0:
-        raise InputError(f"{name} must be positive, got {number}")
-    return number
+    return np.einsum("...d,...d->...", normalize(a_arr), normalize(b_arr))  # [n] or []
 
 
 def _top_k_columns(values: np.ndarray, k: int) -> np.ndarray:
@@ -214,7 +193,7 @@ def _scores(
 ) -> np.ndarray:
     """The [q, c] score matrix of one query chunk against one corpus chunk."""
     # When score_function is cos_sim, the corpus chunk arrives already normalized.
-    result = dot_score(_normalize(queries), corpus) if normalized else score_function(queries, corpus)
+    result = dot_score(normalize(queries), corpus) if normalized else score_function(queries, corpus)
     try:
         scores = np.asarray(result)
     except (ValueError, TypeError) as exc:
@@ -263,9 +242,9 @@ def semantic_search(
         InputTypeError: inputs are not numeric, a size argument is not an int, or ``score_function`` is not
             callable.
     """
-    query_chunk_size = _positive_int(query_chunk_size, "query_chunk_size")
-    corpus_chunk_size = _positive_int(corpus_chunk_size, "corpus_chunk_size")
-    top_k = _positive_int(top_k, "top_k")
+    query_chunk_size = positive_int("query_chunk_size", query_chunk_size)
+    corpus_chunk_size = positive_int("corpus_chunk_size", corpus_chunk_size)
+    top_k = positive_int("top_k", top_k)
     if not callable(score_function):
         raise InputTypeError(f"score_function must be callable, got {type(score_function).__name__}")
     queries, corpus = _check_dims(
@@ -292,7 +271,7 @@ def semantic_search(
     for corpus_start in range(0, n_corpus, corpus_chunk_size):
         corpus_chunk = _f32(corpus[corpus_start : corpus_start + corpus_chunk_size])  # [c, dim]
         if normalized:
-            corpus_chunk = _normalize(corpus_chunk)
+            corpus_chunk = normalize(corpus_chunk)
         chunk_ids = np.arange(corpus_start, corpus_start + corpus_chunk.shape[0])  # [c]
         for chunk_index, query_start in enumerate(query_starts):
             query_chunk = _f32(queries[query_start : query_start + query_chunk_size])  # [q, dim]

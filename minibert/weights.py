@@ -46,8 +46,9 @@ from pathlib import Path
 import numpy as np
 from safetensors import safe_open
 
-from .config import DenseConfig, ModelConfig, present, regular_file_size
+from .config import DenseConfig, ModelConfig
 from .errors import ModelLoadError
+from .files import present, regular_file_size
 
 WEIGHTS_FILE = "model.safetensors"
 
@@ -369,14 +370,24 @@ _NAMES = {
 def _encoder_layer(ckpt: _Checkpoint, names: _Names, i: int, cfg: ModelConfig) -> EncoderLayer:
     C, F = cfg.hidden_size, cfg.intermediate_size
     q, k, v = (ckpt.linear(n.format(i=i), C, C, in_place=False) for n in (names.query, names.key, names.value))
+    attention_output_weight, attention_output_bias = ckpt.linear(names.attention_output.format(i=i), C, C)
+    attention_layernorm_weight, attention_layernorm_bias = ckpt.layernorm(names.attention_layernorm.format(i=i), C)
+    intermediate_weight, intermediate_bias = ckpt.linear(names.intermediate.format(i=i), C, F)
+    output_weight, output_bias = ckpt.linear(names.output.format(i=i), F, C)
+    output_layernorm_weight, output_layernorm_bias = ckpt.layernorm(names.output_layernorm.format(i=i), C)
     return EncoderLayer(
-        np.concatenate([q[0].T, k[0].T, v[0].T]).T,  # 3 × [C, C] rows stacked as [3C, C], viewed as [C, 3C]
-        np.concatenate([q[1], k[1], v[1]]),  # [3C]
-        *ckpt.linear(names.attention_output.format(i=i), C, C),
-        *ckpt.layernorm(names.attention_layernorm.format(i=i), C),
-        *ckpt.linear(names.intermediate.format(i=i), C, F),
-        *ckpt.linear(names.output.format(i=i), F, C),
-        *ckpt.layernorm(names.output_layernorm.format(i=i), C),
+        qkv_weight=np.concatenate([q[0].T, k[0].T, v[0].T]).T,  # 3 × [C, C] rows stacked as [3C, C], viewed [C, 3C]
+        qkv_bias=np.concatenate([q[1], k[1], v[1]]),  # [3C]
+        attention_output_weight=attention_output_weight,
+        attention_output_bias=attention_output_bias,
+        attention_layernorm_weight=attention_layernorm_weight,
+        attention_layernorm_bias=attention_layernorm_bias,
+        intermediate_weight=intermediate_weight,
+        intermediate_bias=intermediate_bias,
+        output_weight=output_weight,
+        output_bias=output_bias,
+        output_layernorm_weight=output_layernorm_weight,
+        output_layernorm_bias=output_layernorm_bias,
     )
 
 
@@ -403,7 +414,7 @@ def _dense_layer(dense: DenseConfig) -> DenseLayer:
     bias = ckpt.get("linear.bias", (dense.out_features,)) if dense.bias else None
     projected = dense.use_residual and dense.in_features != dense.out_features
     residual = ckpt.get("residual.weight", torch_shape).T if projected else None
-    return DenseLayer(weight, bias, residual)
+    return DenseLayer(weight=weight, bias=bias, residual_weight=residual)
 
 
 def load_weights(cfg: ModelConfig) -> Weights:
@@ -411,19 +422,22 @@ def load_weights(cfg: ModelConfig) -> Weights:
     names = _NAMES[cfg.model_type]
     ckpt = _open_safetensors(cfg.model_dir, names.prefix)
     C = cfg.hidden_size
-    token_types = cfg.type_vocab_size > 0
+    embeddings_layernorm_weight, embeddings_layernorm_bias = ckpt.layernorm(names.embeddings_layernorm, C)
     return Weights(
-        ckpt.get(f"{names.word_embeddings}.weight", (cfg.vocab_size, C)),
-        ckpt.get(f"{names.position_embeddings}.weight", (cfg.max_position_embeddings, C)),
-        ckpt.get(f"{names.token_type_embeddings}.weight", (cfg.type_vocab_size, C)) if token_types else None,
-        *ckpt.layernorm(names.embeddings_layernorm, C),
-        tuple(_encoder_layer(ckpt, names, i, cfg) for i in range(cfg.num_hidden_layers)),
-        (
+        word_embeddings=ckpt.get(f"{names.word_embeddings}.weight", (cfg.vocab_size, C)),
+        position_embeddings=ckpt.get(f"{names.position_embeddings}.weight", (cfg.max_position_embeddings, C)),
+        token_type_embeddings=(
+            ckpt.get(f"{names.token_type_embeddings}.weight", (cfg.type_vocab_size, C)) if cfg.type_vocab_size else None
+        ),
+        embeddings_layernorm_weight=embeddings_layernorm_weight,
+        embeddings_layernorm_bias=embeddings_layernorm_bias,
+        layers=tuple(_encoder_layer(ckpt, names, i, cfg) for i in range(cfg.num_hidden_layers)),
+        relative_attention_bias=(
             ckpt.get(
                 f"{names.relative_attention_bias}.weight", (cfg.relative_attention_num_buckets, cfg.num_attention_heads)
             )
             if cfg.relative_attention_num_buckets
             else None
         ),
-        tuple(_dense_layer(dense) for dense in cfg.dense_layers),
+        dense=tuple(_dense_layer(dense) for dense in cfg.dense_layers),
     )

@@ -20,19 +20,24 @@ from tests.arch_fixtures import (  # noqa: F401 (pytest fixtures)
     DISTILBERT_SHAPES,
     MPNET_SHAPES,
     add_dense,
+    hidden_width,
     make_distilbert_dir,
     make_mpnet_dir,
 )
-from tests.conftest import BERT_SHAPES, FORWARD_IMPLEMENTATIONS, assert_close, legacy_pooling, numpy_forward
-from tests.test_parity_random import RAGGED
+from tests.conftest import (
+    BERT_SHAPES,
+    FORWARD_IMPLEMENTATIONS,
+    RAGGED,
+    assert_close,
+    legacy_pooling,
+    packed_hidden_states,
+    reference_hidden_states,
+    transformers_outputs,
+)
 
 pytestmark = pytest.mark.numeric  # also run with NumPy's AVX-512 / AVX2 kernels switched off (Makefile)
 
 LONG = "Dense retrieval encodes queries and passages into vectors and ranks passages by similarity. " * 30
-
-
-def _width(shape: dict) -> int:
-    return shape.get("hidden_size") or shape["dim"]
 
 
 SHAPES = {"bert": BERT_SHAPES, "distilbert": DISTILBERT_SHAPES, "mpnet": MPNET_SHAPES}
@@ -43,22 +48,10 @@ def make_dir(make_bert_dir, make_distilbert_dir, make_mpnet_dir):  # noqa: F811
     factories = {"bert": make_bert_dir, "distilbert": make_distilbert_dir, "mpnet": make_mpnet_dir}
 
     def make(arch: str, shape: str, mode: str = "mean", normalize: bool = False, **kwargs):
-        pooling = legacy_pooling(mode, _width(SHAPES[arch][shape]))
+        pooling = legacy_pooling(mode, hidden_width(SHAPES[arch][shape]))
         return factories[arch](shape, pooling=pooling, normalize=normalize, **kwargs)
 
     return make
-
-
-def _reference_hidden_states(model_dir, batch):
-    import torch
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(model_dir).eval()
-    inputs = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
-    if model.config.model_type == "bert":
-        inputs["token_type_ids"] = batch.token_type_ids
-    with torch.inference_mode():
-        return model(**{k: torch.from_numpy(v) for k, v in inputs.items()}).last_hidden_state.numpy()
 
 
 @pytest.mark.parametrize("implementation", FORWARD_IMPLEMENTATIONS)
@@ -70,17 +63,35 @@ def test_last_hidden_state_matches_transformers(make_dir, arch, shape, implement
     model = minibert.SentenceTransformer(make_dir(arch, shape))
     texts = [*RAGGED, LONG]
     batch = model.tokenize(texts)
-    lengths = batch.attention_mask.sum(axis=1)
+    lengths = batch.lengths
     assert lengths.max() == model.max_seq_length and len(set(lengths)) > 4  # ragged, truncated
     if arch == "mpnet":
         assert model.max_seq_length == 384 and sorted(lengths)[-2] > 128  # several rows past 128 tokens
-    forward = numpy_forward(implementation)
-    ours = forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
-    ref = _reference_hidden_states(model.model_dir, batch)
-    real = batch.attention_mask.astype(bool)
-    assert_close(
-        ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"{arch} {shape} last_hidden_state ({implementation})"
-    )
+    ours = packed_hidden_states(implementation, model, batch)  # [N, C]
+    ref = reference_hidden_states(model.model_dir, batch)  # [N, C]
+    assert_close(ours, ref, atol=1e-4, rtol=1e-5, what=f"{arch} {shape} last_hidden_state ({implementation})")
+
+
+@pytest.mark.parametrize("implementation", FORWARD_IMPLEMENTATIONS)
+@pytest.mark.parametrize("arch, shape", [("bert", "minilm-l6"), ("distilbert", "tiny"), ("mpnet", "tiny")])
+def test_every_layer_matches_transformers(make_dir, arch, shape, implementation):
+    """Each layer's output against transformers' output_hidden_states: a failure names the first layer that
+    diverges, with the error of the layers before it."""
+    model = minibert.SentenceTransformer(make_dir(arch, shape))
+    batch = model.tokenize([*RAGGED, LONG])
+    output, real = transformers_outputs(model.model_dir, batch, output_hidden_states=True)
+    assert len(output.hidden_states) == model.config.num_hidden_layers + 1
+    agreed = []
+    for depth, reference in enumerate(output.hidden_states):  # 0: the embeddings' output; k: after layer k
+        ours = packed_hidden_states(implementation, model, batch, layers=depth)  # [N, C]
+        gap = np.abs(ours - reference.numpy()[real])
+        where = "the embeddings" if depth == 0 else f"layer {depth} of {model.config.num_hidden_layers}"
+        before = ", ".join(agreed) or "none"
+        assert (gap <= 1e-4 + 1e-5 * np.abs(reference.numpy()[real])).all(), (
+            f"{arch} {shape} ({implementation}): {where} is the first to diverge from transformers, max |Δ| "
+            f"{gap.max():.3g} (earlier outputs' max |Δ|: {before})"
+        )
+        agreed.append(f"{gap.max():.1e}")
 
 
 @pytest.mark.parametrize("arch, shape", [("distilbert", "tiny"), ("mpnet", "tiny")])
@@ -90,7 +101,7 @@ def test_token_ids_equal_sentence_transformers(make_dir, arch, shape):
     model_dir = make_dir(arch, shape)
     texts = [*RAGGED, LONG, "Café ÜBER naïve", "<s> literal </s> tokens <pad> inside", "東京 \u200b test"]
     features = Reference(str(model_dir), device="cpu").preprocess(texts)
-    batch = minibert.SentenceTransformer(model_dir).tokenize(texts)
+    batch = minibert.SentenceTransformer(model_dir).tokenize(texts).to_padded()
     np.testing.assert_array_equal(batch.input_ids, features["input_ids"].numpy())
     np.testing.assert_array_equal(batch.attention_mask, features["attention_mask"].numpy())
 
@@ -125,7 +136,7 @@ def test_embeddings_match_sentence_transformers(make_dir, arch, shape, mode, nor
 
 def test_every_table_row_is_covered_by_a_tested_configuration():
     tested = {(arch, mode, norm) for arch, shape, mode, norm in TABLE_CONFIGS if shape != "tiny"}
-    sizes = {(arch, _width(SHAPES[arch][shape])) for arch, shape, *_ in TABLE_CONFIGS}
+    sizes = {(arch, hidden_width(SHAPES[arch][shape])) for arch, shape, *_ in TABLE_CONFIGS}
     for row in KNOWN_MODELS.values():
         assert (row.architecture, row.pooling, row.normalized) in tested, row.name
         assert (row.architecture, row.hidden_size) in sizes, row.name

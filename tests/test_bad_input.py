@@ -182,15 +182,19 @@ def test_nothing_is_encoded_before_a_bad_item_is_found(model, monkeypatch):
     assert calls == []
 
 
-@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "8", True, None])
-def test_bad_batch_size_is_a_value_error(model, batch_size):
-    with pytest.raises(ValueError, match="batch_size must be a positive integer"):
+@pytest.mark.parametrize(
+    "batch_size, error",
+    [(0, InputError), (-1, InputError), (2.5, InputTypeError), ("8", InputTypeError), (True, InputTypeError),
+     (None, InputTypeError)],
+)  # fmt: skip
+def test_bad_batch_size_is_refused_by_name(model, batch_size, error):
+    with pytest.raises(error, match="batch_size must be a positive integer"):
         model.encode(["a"], batch_size=batch_size)
 
 
-@pytest.mark.parametrize("truncate_dim", [0, -3, 1.5])
-def test_bad_truncate_dim_is_a_value_error(model, truncate_dim):
-    with pytest.raises(ValueError, match="truncate_dim must be a positive integer"):
+@pytest.mark.parametrize("truncate_dim, error", [(0, InputError), (-3, InputError), (1.5, InputTypeError)])
+def test_bad_truncate_dim_is_refused_by_name(model, truncate_dim, error):
+    with pytest.raises(error, match="truncate_dim must be a positive integer"):
         model.encode(["a"], truncate_dim=truncate_dim)
 
 
@@ -236,7 +240,7 @@ def test_long_strings_are_truncated_from_a_bounded_prefix(model, monkeypatch, un
         prefix_chars[megabytes] = max(recorder.chars)
         monkeypatch.undo()
         assert embedding.shape == (D,) and np.isfinite(embedding).all()
-        ids = model.tokenize([text]).input_ids[0]
+        ids = model.tokenize([text]).input_ids
         whole_head = model.tokenizer._tokenizer.encode(text[:100_000]).ids  # the Rust tokenizer, no prefix logic
         assert ids.tolist() == whole_head and len(whole_head) == model.max_seq_length
         # a guard against quadratic work, not a benchmark: what is left is a linear scan of the text

@@ -14,8 +14,7 @@ import torch
 import minibert
 from minibert import _blas, fast
 from minibert.forward import layer_norm
-from tests.conftest import ROOT, assert_close
-from tests.test_parity_random import RAGGED, reference_hidden_states
+from tests.conftest import RAGGED, ROOT, assert_close, reference_hidden_states
 
 pytestmark = pytest.mark.numeric  # also run with NumPy's AVX-512 / AVX2 kernels switched off (Makefile)
 
@@ -91,12 +90,10 @@ def test_sequences_split_across_threads_match_transformers(make_bert_dir, monkey
     monkeypatch.setattr(fast, "_MIN_GROUP_TOKENS", 1)  # split even this small batch into one group per thread
     model = minibert.SentenceTransformer(make_bert_dir("tiny"))
     batch = model.tokenize(RAGGED)
-    real = batch.attention_mask.astype(bool)
-    assert len(fast._balanced_groups(real.sum(axis=1), n_threads)) > 1
-    ours = fast.forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
+    assert len(fast._balanced_groups(batch.lengths, n_threads)) > 1
+    ours = fast.forward(batch, model.weights, model.config)  # [N, C]
     ref = reference_hidden_states(model.model_dir, batch)
-    assert_close(ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"last_hidden_state on {n_threads} threads")
-    assert not ours[~real].any()  # padding rows are left 0
+    assert_close(ours, ref, atol=1e-4, rtol=1e-5, what=f"last_hidden_state on {n_threads} threads")
 
 
 @pytest.mark.parametrize(

@@ -36,11 +36,12 @@ import torch
 
 from minibert.errors import InputError, InputTypeError
 from minibert.kernels.attention import varlen_attention
+from minibert.kernels.checks import interpreting
 from tests.conftest import ROOT, assert_close
 
 # In the interpreter (the default here) on CPU tensors; with TRITON_INTERPRET=0 on a CUDA device the same
 # tests run the compiled kernel: `TRITON_INTERPRET=0 python -m pytest tests/test_kernel_attention.py`.
-INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
+INTERPRET = interpreting()
 DEVICE = torch.device("cpu" if INTERPRET else "cuda")
 pytestmark = pytest.mark.skipif(
     not INTERPRET and not torch.cuda.is_available(), reason="TRITON_INTERPRET=0 and no CUDA device"

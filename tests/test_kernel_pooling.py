@@ -25,11 +25,12 @@ import torch
 
 from minibert.errors import InputError, InputTypeError
 from minibert.kernels import pooling
+from minibert.kernels.checks import Segments, interpreting
 from minibert.kernels.pooling import cls_pool, mean_pool
 from tests.conftest import assert_close
 
 # Interpreted kernels run on CPU tensors; compiled ones (TRITON_INTERPRET=0 on a GPU machine) on CUDA tensors.
-DEVICE = torch.device("cpu" if pooling._INTERPRETED else "cuda")
+DEVICE = torch.device("cpu" if interpreting() else "cuda")
 if DEVICE.type == "cuda" and not torch.cuda.is_available():
     pytest.skip("TRITON_INTERPRET is off and there is no CUDA device", allow_module_level=True)
 
@@ -284,7 +285,7 @@ def test_bad_input(case):
 
 def test_cpu_tensor_without_interpreter(monkeypatch):
     """Compiled kernels need CUDA tensors; a CPU tensor is refused before any launch."""
-    monkeypatch.setattr(pooling, "_INTERPRETED", False)
+    monkeypatch.setattr(pooling, "interpreting", lambda: False)
     with pytest.raises(InputError, match="need CUDA tensors"):
         mean_pool(torch.zeros(6, 8), torch.tensor([0, 2, 6], dtype=torch.int32))
 
@@ -294,3 +295,26 @@ def test_errors_are_value_and_type_errors():
         mean_pool(H, CU, block_t=3)
     with pytest.raises(TypeError):
         mean_pool("hidden", CU)
+
+
+def test_segments_checked_once_pool_like_the_raw_offsets():
+    """Offsets checked on the host (Segments.from_host, as the GPU forward builds them once per batch) give the
+    launch exactly what the raw tensor gives; segments of another batch, or from the host with bad offsets, are
+    refused before any launch."""
+    lengths = [3, 0, 5, 1]
+    offsets = [0, *itertools.accumulate(lengths)]
+    hidden = torch.randn(offsets[-1], 40, generator=torch.Generator().manual_seed(5)).to(DEVICE)
+    segments = Segments.from_host(offsets, DEVICE)
+    assert (segments.n_tokens, segments.max_seqlen, segments.empty, segments.batch) == (9, 5, (1,), 4)
+    raw = torch.tensor(offsets, dtype=torch.int32, device=DEVICE)
+    for normalize in (False, True):
+        expected = mean_pool(hidden, raw, normalize=normalize)
+        torch.testing.assert_close(mean_pool(hidden, segments, normalize=normalize), expected, rtol=0, atol=0)
+    with pytest.raises(InputError, match="segment 1 is empty"):
+        cls_pool(hidden, segments)
+    with pytest.raises(InputError, match="the segments hold 9 tokens, but the input has 8 rows"):
+        mean_pool(hidden[:8], segments)
+    with pytest.raises(InputError, match="non-decreasing"):
+        Segments.from_host([0, 4, 2, 9], DEVICE)
+    with pytest.raises(InputError, match="start at 0"):
+        Segments.from_host(np.array([1, 4, 9]), DEVICE)

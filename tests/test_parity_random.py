@@ -6,46 +6,27 @@ import numpy as np
 import pytest
 
 import minibert
-from tests.conftest import BERT_SHAPES, FORWARD_IMPLEMENTATIONS, assert_close, legacy_pooling, numpy_forward
+from tests.conftest import (
+    BERT_SHAPES,
+    FORWARD_IMPLEMENTATIONS,
+    RAGGED,
+    assert_close,
+    legacy_pooling,
+    packed_hidden_states,
+    reference_hidden_states,
+)
 
 pytestmark = pytest.mark.numeric  # also run with NumPy's AVX-512 / AVX2 kernels switched off (Makefile)
-
-# A ragged batch: one word, a sentence, an empty string, and passages past the max_seq_length of 128.
-RAGGED = [
-    "short",
-    "A somewhat longer sentence about sentence embeddings and semantic search.",
-    "",
-    "Retrieval systems rank passages by the similarity of their embeddings to the query. " * 8,
-    "numbers 1 2 3 and symbols #$% mixed with Ünïcödé and 中文",
-    "word " * 300,
-]
-
-
-def reference_hidden_states(model_dir, batch):
-    import torch
-    from transformers import BertModel
-
-    model = BertModel.from_pretrained(model_dir).eval()
-    with torch.inference_mode():
-        out = model(
-            input_ids=torch.from_numpy(batch.input_ids),
-            attention_mask=torch.from_numpy(batch.attention_mask),
-            token_type_ids=torch.from_numpy(batch.token_type_ids),
-        )
-    return out.last_hidden_state.numpy()
-
 
 @pytest.mark.parametrize("implementation", FORWARD_IMPLEMENTATIONS)
 @pytest.mark.parametrize("shape", list(BERT_SHAPES))
 def test_last_hidden_state_matches_transformers(make_bert_dir, shape, implementation):
     model = minibert.SentenceTransformer(make_bert_dir(shape))
     batch = model.tokenize(RAGGED)
-    assert batch.input_ids.shape[1] == 128 and batch.attention_mask.sum(axis=1).min() == 2
-    forward = numpy_forward(implementation)
-    ours = forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
-    ref = reference_hidden_states(model.model_dir, batch)
-    real = batch.attention_mask.astype(bool)  # padding rows are not part of the contract
-    assert_close(ours[real], ref[real], atol=1e-4, rtol=1e-5, what=f"{shape} last_hidden_state ({implementation})")
+    assert batch.max_seqlen == 128 and batch.lengths.min() == 2
+    ours = packed_hidden_states(implementation, model, batch)  # [N, C]
+    ref = reference_hidden_states(model.model_dir, batch)  # [N, C]
+    assert_close(ours, ref, atol=1e-4, rtol=1e-5, what=f"{shape} last_hidden_state ({implementation})")
 
 
 @pytest.mark.parametrize(
@@ -98,4 +79,4 @@ def test_vocab_txt_fallback_tokenizes_like_sentence_transformers(make_bert_dir, 
     texts = [*RAGGED, "Café ÜBER naïve", "東京 test", "tabs\tand\u200bzero width"]
     ours = minibert.SentenceTransformer(model_dir)
     features = Reference(str(model_dir), device="cpu").preprocess(texts)
-    np.testing.assert_array_equal(ours.tokenize(texts).input_ids, features["input_ids"].numpy())
+    np.testing.assert_array_equal(ours.tokenize(texts).to_padded().input_ids, features["input_ids"].numpy())

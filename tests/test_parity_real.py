@@ -107,11 +107,11 @@ def test_token_ids_equal_sentence_transformers(models):
     for start in range(0, len(TEXTS), 16):
         chunk = TEXTS[start : start + 16]
         features = ref.preprocess(chunk)
-        batch = ours.tokenize(chunk)
+        batch = ours.tokenize(chunk).to_padded()
         np.testing.assert_array_equal(batch.input_ids, features["input_ids"].numpy())
         np.testing.assert_array_equal(batch.attention_mask, features["attention_mask"].numpy())
         np.testing.assert_array_equal(batch.token_type_ids, features["token_type_ids"].numpy())
-    assert ours.tokenize([LONG_PROSE]).input_ids.shape[1] == ours.max_seq_length == ref.max_seq_length == 256
+    assert ours.tokenize([LONG_PROSE]).max_seqlen == ours.max_seq_length == ref.max_seq_length == 256
 
 
 @pytest.mark.parametrize("batch_size", [1, 7, 32, 64])

@@ -44,8 +44,9 @@ import torch
 import triton
 import triton.language as tl
 
-from ..errors import InputError, InputTypeError
-from ._checks import FLOAT_DTYPES, check_cu_seqlens, check_tensor
+from minibert.errors import InputError, InputTypeError
+
+from .checks import FLOAT_DTYPES, Segments, check_max_seqlen, check_segments, check_tensor, interpreting
 
 LOG2E = 1.4426950408889634  # log2(e): exp(x) = exp2(x · log2(e))
 HEAD_DIMS = (16, 32, 64, 128)
@@ -182,11 +183,6 @@ def _varlen_attention_fwd_kernel(
     tl.store(o_ptrs, out.to(Out.dtype.element_ty), mask=row_ok[:, None])
 
 
-def _interpreting() -> bool:
-    """Whether the kernel was built for the Triton interpreter (TRITON_INTERPRET=1 at import time)."""
-    return not isinstance(_varlen_attention_fwd_kernel, triton.runtime.JITFunction)
-
-
 def _power_of_two(x: object, low: int, high: int) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and low <= x <= high and x & (x - 1) == 0
 
@@ -206,8 +202,8 @@ def varlen_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    cu_seqlens: torch.Tensor,
-    max_seqlen: int,
+    cu_seqlens: torch.Tensor | Segments,
+    max_seqlen: int | None = None,
     *,
     scale: float | None = None,
     rel_bias: torch.Tensor | None = None,
@@ -226,8 +222,11 @@ def varlen_attention(
             64 or 128.
         cu_seqlens: [B + 1] int32 on the same device, offsets of the sequences in the packed dim:
             sequence b is tokens ``cu_seqlens[b] : cu_seqlens[b + 1]``; 0 first, N last, non-decreasing
-            (empty sequences are allowed and produce no rows).
-        max_seqlen: S, an upper bound on the sequence lengths (checked); sets the grid's first dim.
+            (empty sequences are allowed and produce no rows). Checked here at the cost of one device→host
+            copy, or already checked: a :class:`~minibert.kernels.checks.Segments` (built once per batch, so a
+            forward pass's layers do not read the offsets back each time).
+        max_seqlen: S, an upper bound on the sequence lengths (checked); sets the grid's first dim. Default:
+            the longest sequence.
         scale: multiplies q·kᵀ before the bias; default 1/√D.
         rel_bias: optional [H, W] float32 relative-position bias, W odd and ≥ 2·S − 1: the score of
             query position q and key position k (0-based, within their sequence) gets
@@ -252,7 +251,7 @@ def varlen_attention(
     """
     q = check_tensor("q", q, ndim=3, dtypes=FLOAT_DTYPES)
     device, dtype = q.device, q.dtype
-    if device.type == "meta" or (device.type != "cuda" and not _interpreting()):
+    if device.type == "meta" or (device.type != "cuda" and not interpreting()):
         raise InputError(
             f"q is on {device}; the Triton kernel runs on CUDA tensors (or on CPU tensors when TRITON_INTERPRET=1 "
             "is set before triton is imported)"
@@ -270,7 +269,9 @@ def varlen_attention(
         raise InputError(f"head dim {head_dim} is not supported; the kernel needs a power of two in 16..128")
     if n_tokens == 0:
         raise InputError("q, k and v hold no tokens (N == 0); there is nothing to attend over")
-    n_seqs = check_cu_seqlens(cu_seqlens, n_tokens, device, max_seqlen)
+    segments = check_segments(cu_seqlens, n_tokens, device)
+    max_seqlen = check_max_seqlen(max_seqlen, segments)
+    n_seqs = segments.batch
     if n_seqs > MAX_GRID_YZ or n_heads > MAX_GRID_YZ:
         raise InputError(f"at most {MAX_GRID_YZ} sequences and heads per call, got {n_seqs} and {n_heads}; split it")
 
@@ -305,7 +306,7 @@ def varlen_attention(
             raise InputError(f"out must have q's shape {list(q.shape)}, got {list(out.shape)}")
 
     default_warps, default_stages = _default_launch(dtype, head_dim)
-    widen = dtype == torch.bfloat16 and _interpreting()
+    widen = dtype == torch.bfloat16 and interpreting()
     grid = (triton.cdiv(max_seqlen, block_m), n_seqs, n_heads)
     _varlen_attention_fwd_kernel[grid](
         q,
@@ -313,7 +314,7 @@ def varlen_attention(
         v,
         out,
         bias_arg,
-        cu_seqlens,
+        segments.cu_seqlens,
         q.stride(0),
         q.stride(1),
         k.stride(0),
@@ -331,7 +332,7 @@ def varlen_attention(
         HAS_BIAS=rel_bias is not None,
         IEEE_FP32_DOT=dtype == torch.float32 or widen,
         WIDEN_DOT=widen,
-        INTERPRETED=_interpreting(),
+        INTERPRETED=interpreting(),
         num_warps=default_warps if num_warps is None else num_warps,
         num_stages=default_stages if num_stages is None else num_stages,
     )

@@ -34,10 +34,10 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-from triton.runtime.jit import JITFunction
 
-from ..errors import InputError, InputTypeError
-from ._checks import FLOAT_DTYPES, check_cu_seqlens, check_tensor
+from minibert.errors import InputError, InputTypeError
+
+from .checks import FLOAT_DTYPES, Segments, check_segments, check_tensor, interpreting
 
 __all__ = ["cls_pool", "mean_pool"]
 
@@ -92,9 +92,6 @@ def _pool_kernel(
             tl.store(out_row_ptr + cols, tl.div_rn(mean, norm), mask=col_mask)
 
 
-_INTERPRETED = not isinstance(_pool_kernel, JITFunction)  # TRITON_INTERPRET=1 was set before triton's import
-
-
 def _check_block(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InputTypeError(f"{name} must be an int (a power of two), got {type(value).__name__}")
@@ -103,18 +100,17 @@ def _check_block(name: str, value: object) -> int:
     return value
 
 
-def _check_inputs(hidden: object, cu_seqlens: object) -> tuple[torch.Tensor, int]:
-    """Checked hidden [N, C] and the batch size B of cu_seqlens [B + 1]."""
+def _check_inputs(hidden: object, cu_seqlens: object) -> tuple[torch.Tensor, Segments]:
+    """Checked hidden [N, C] and its checked segments (cu_seqlens [B + 1])."""
     hidden = check_tensor("hidden", hidden, ndim=2, dtypes=FLOAT_DTYPES)
-    if not _INTERPRETED and hidden.device.type != "cuda":
+    if not interpreting() and hidden.device.type != "cuda":
         raise InputError(
             f"hidden is on {hidden.device}, but Triton kernels need CUDA tensors "
             "(CPU tensors only under TRITON_INTERPRET=1, set before triton is imported)"
         )
     if hidden.shape[1] == 0:
         raise InputError("hidden has 0 columns (hidden size C = 0); there is nothing to pool")
-    batch = check_cu_seqlens(cu_seqlens, hidden.shape[0], hidden.device)
-    return hidden, batch
+    return hidden, check_segments(cu_seqlens, hidden.shape[0], hidden.device)
 
 
 def _output(out: object, batch: int, hidden: torch.Tensor) -> torch.Tensor:
@@ -132,7 +128,7 @@ def _output(out: object, batch: int, hidden: torch.Tensor) -> torch.Tensor:
 
 def _launch(
     hidden: torch.Tensor,
-    cu_seqlens: torch.Tensor,
+    cu_seqlens: torch.Tensor,  # [B + 1] int32, checked
     out: torch.Tensor,
     *,
     first_token: bool,
@@ -171,7 +167,7 @@ def _default_block_c(hidden_size: int, block_c: int | None) -> int:
 
 def mean_pool(
     hidden: torch.Tensor,
-    cu_seqlens: torch.Tensor,
+    cu_seqlens: torch.Tensor | Segments,
     *,
     normalize: bool = False,
     block_t: int = 16,
@@ -187,7 +183,8 @@ def mean_pool(
     Args:
         hidden: [N, C] float32 / float16 / bfloat16 token vectors of all segments, concatenated. Its last
             dimension must have stride 1; the row stride may be anything (e.g. a column slice).
-        cu_seqlens: [B + 1] int32 offsets on hidden's device: 0, …, N, non-decreasing.
+        cu_seqlens: [B + 1] int32 offsets on hidden's device: 0, …, N, non-decreasing; or the same already
+            checked, as :class:`~minibert.kernels.checks.Segments` (no device→host copy).
         normalize: divide each pooled row by its L2 norm (``torch.nn.functional.normalize``), fused.
         block_t: rows per tile (a power of two).
         block_c: columns per tile (a power of two); default min(128, next power of two ≥ C).
@@ -203,7 +200,7 @@ def mean_pool(
             ``cu_seqlens``, ``out`` of the wrong shape / dtype / device / layout, a block size that is not a
             power of two, or a tile larger than 65,536 elements.
     """
-    hidden, batch = _check_inputs(hidden, cu_seqlens)
+    hidden, segments = _check_inputs(hidden, cu_seqlens)
     block_t = _check_block("block_t", block_t)
     block_c = _default_block_c(hidden.shape[1], block_c)
     if block_t * block_c > MAX_TILE:
@@ -211,15 +208,15 @@ def mean_pool(
             f"block_t × block_c = {block_t * block_c} is more than {MAX_TILE} elements "
             "(the float32 accumulator tile lives in registers); use smaller blocks"
         )
-    out = _output(out, batch, hidden)
+    out = _output(out, segments.batch, hidden)
     return _launch(
-        hidden, cu_seqlens, out, first_token=False, normalize=bool(normalize), block_t=block_t, block_c=block_c
+        hidden, segments.cu_seqlens, out, first_token=False, normalize=bool(normalize), block_t=block_t, block_c=block_c
     )
 
 
 def cls_pool(
     hidden: torch.Tensor,
-    cu_seqlens: torch.Tensor,
+    cu_seqlens: torch.Tensor | Segments,
     *,
     normalize: bool = False,
     block_c: int | None = None,
@@ -234,7 +231,7 @@ def cls_pool(
         hidden: [N, C] float32 / float16 / bfloat16 token vectors of all segments, concatenated (last-dim
             stride 1; any row stride).
         cu_seqlens: [B + 1] int32 offsets on hidden's device: 0, …, N, strictly increasing (every segment
-            needs a first token).
+            needs a first token); or the same already checked, as :class:`~minibert.kernels.checks.Segments`.
         normalize: divide each row by its L2 norm (``torch.nn.functional.normalize``), fused.
         block_c: columns per tile (a power of two ≤ 65,536); default min(128, next power of two ≥ C).
         out: optional float32 [B, C] contiguous buffer on hidden's device to write into.
@@ -246,8 +243,8 @@ def cls_pool(
         InputTypeError: a tensor argument is not a ``torch.Tensor``, or block_c is not an int.
         InputError: as :func:`mean_pool`, and when a segment is empty (it has no first token).
     """
-    hidden, batch = _check_inputs(hidden, cu_seqlens)
-    empty = torch.nonzero(cu_seqlens[1:] == cu_seqlens[:-1]).flatten().tolist()
+    hidden, segments = _check_inputs(hidden, cu_seqlens)
+    empty = segments.empty
     if empty:
         raise InputError(
             f"CLS pooling needs a first token, but segment {empty[0]} is empty "
@@ -256,5 +253,7 @@ def cls_pool(
     block_c = _default_block_c(hidden.shape[1], block_c)
     if block_c > MAX_TILE:
         raise InputError(f"block_c = {block_c} is more than {MAX_TILE} elements; use a smaller block")
-    out = _output(out, batch, hidden)
-    return _launch(hidden, cu_seqlens, out, first_token=True, normalize=bool(normalize), block_t=1, block_c=block_c)
+    out = _output(out, segments.batch, hidden)
+    return _launch(
+        hidden, segments.cu_seqlens, out, first_token=True, normalize=bool(normalize), block_t=1, block_c=block_c
+    )
