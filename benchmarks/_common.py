@@ -1,21 +1,45 @@
-"""Helpers the benchmark scripts share: machine name, and token lengths from a corpus or a lengths file."""
+"""What the GPU benchmark scripts share and minibert.bench does not hold: the device they run on, token lengths from
+a corpus or a lengths file, and where their CSV rows go."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install -e .`
 
-from minibert.bench import cpu_name
+from minibert.bench.machine import cpu_name
+from minibert.bench.report import append_csv
+from minibert.errors import InputError
 
-__all__ = ["DEFAULT_CORPUS", "cpu_name", "read_lengths_file", "tokenized_lengths"]
+if TYPE_CHECKING:
+    import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-MSMARCO = ROOT.parent / "shared" / "data" / "msmarco-passages.tsv"
-# The MS MARCO sample when it sits beside the checkout, else the example corpus minibert ships.
-DEFAULT_CORPUS = MSMARCO if MSMARCO.exists() else ROOT / "examples" / "corpus.txt"
+__all__ = ["device_for", "read_lengths_file", "save_rows", "tokenized_lengths"]
+
+
+def device_for(prog: str, smoke: bool) -> tuple[torch.device, str]:
+    """(device, its name for the report): the CUDA GPU; with --smoke the CPU, the kernels in Triton's interpreter
+    (TRITON_INTERPRET=1 is set here, before triton is first imported). Without a GPU, or with TRITON_INTERPRET set
+    but no --smoke, the script ends with one line."""
+    if smoke:
+        os.environ["TRITON_INTERPRET"] = "1"  # read when triton.jit decorates the kernels, so before that import
+    import torch
+
+    if not smoke and not torch.cuda.is_available():
+        sys.exit(f"{prog}: needs a CUDA GPU (torch.cuda.is_available() is False); --smoke runs a CPU check")
+    from minibert.kernels.checks import interpreting
+
+    if not smoke and interpreting():
+        sys.exit(f"{prog}: TRITON_INTERPRET is set; unset it for a GPU benchmark (or pass --smoke)")
+    if smoke:
+        return torch.device("cpu"), f"{cpu_name()} (TRITON_INTERPRET=1)"
+    return torch.device("cuda"), torch.cuda.get_device_name()
 
 
 def read_lengths_file(path: Path, prog: str, minimum: int = 1) -> list[int]:
@@ -49,3 +73,18 @@ def tokenized_lengths(corpus: Path, model: str, limit: int | None, max_seq_lengt
     tokenizer.enable_truncation(max_length=max_seq_length)
     texts = [p.text for p in read_corpus(corpus)][:limit]
     return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
+
+
+def save_rows(
+    prog: str, csv_path: Path | None, default: Path, smoke: bool, columns: Sequence[str], rows: list[Mapping]
+) -> None:
+    """Append the rows to --csv, else to `default`; a --smoke run without --csv writes a temporary file (deleted
+    after), so a check leaves no numbers behind. Says where they went; a CSV with other columns ends the script."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = csv_path or (Path(tmp) / default.name if smoke else default)
+        try:
+            written = append_csv(path, columns, rows)
+        except InputError as exc:
+            sys.exit(f"{prog}: {exc}")
+        where = "a temporary file (smoke; pass --csv to keep it)" if smoke and not csv_path else path
+        print(f"\n{written} CSV rows appended to {where}")

@@ -1,11 +1,12 @@
 """TFLOP/s of minibert's fused varlen attention (Triton) vs torch's attention kernels, on real and fixed lengths.
 
-Batches: the token counts of the first --batch-size passages of a corpus (default
-../shared/data/msmarco-passages.tsv, in file order, tokenized with `tokenizers` from --model-dir, default
-all-MiniLM-L6-v2 found by minibert.hub.resolve_model_dir, truncated at the model's max_seq_length), or of
---lengths-file (whitespace-separated token counts); plus batches of --batch-size sequences of each fixed
-length (default 128, 256, 512). q, k, v are random (speed does not depend on the values); H = --heads,
-D in --head-dims (default 32 and 64), fp16 and bf16. Contenders, alternated round by round (A B C … A B C …):
+Batches: the token counts of the first --batch-size passages of a corpus (default: `minibert bench`'s —
+$MINIBERT_BENCH_CORPUS, else ../shared/data/msmarco-passages.tsv beside the checkout, else the Python stdlib's
+docstrings — in file order, tokenized with `tokenizers` from --model-dir, default all-MiniLM-L6-v2 found by
+minibert.hub.resolve_model_dir, truncated at the model's max_seq_length), or of --lengths-file
+(whitespace-separated token counts); plus batches of --batch-size sequences of each fixed length (default
+128, 256, 512). q, k, v are random (speed does not depend on the values); H = --heads, D in --head-dims
+(default 32 and 64), fp16 and bf16. Contenders, alternated round by round (A B C … A B C …):
 
 * minibert          — minibert.kernels.attention.varlen_attention on packed [N, H, D] (no padding);
 * torch-varlen      — torch.nn.attention.varlen.varlen_attn on the same packed tensors (FlashAttention-2);
@@ -19,11 +20,12 @@ installed torch) is reported as "not available: <reason>", not skipped silently.
 
 Work counted: only real tokens, flops = 4 · Σ len_i² · H · D (QKᵀ and PV of a bidirectional forward), the
 same count for every contender, so padded contenders are charged for the padding they compute. Times are
-triton.testing.do_bench medians (L2 flushed between calls); the table shows the median over --rounds
-rounds, the min–max spread, and each contender's time over minibert's from the same run. Every output is
-first checked against torch's math backend in float32 on the real tokens; minibert must be within the
-DESIGN.md kernel bounds (2e-3 fp16, 1e-2 bf16, relative to max |reference|) or the run stops. CSV rows
-(command, GPU, torch/triton versions, date, config, ms, TFLOP/s) are appended to benchmarks/attention.csv.
+triton.testing.do_bench medians (L2 flushed between calls; minibert.bench.timing.median_ms); the table shows
+the median over --rounds rounds, the min–max spread, and each contender's time over minibert's from the same
+run. Every output is first checked against torch's math backend in float32 on the real tokens; minibert must
+be within the DESIGN.md kernel bounds (2e-3 fp16, 1e-2 bf16, relative to max |reference|) or the run stops.
+CSV rows (command, GPU, torch/triton versions, date, config, ms, TFLOP/s) are appended to
+benchmarks/attention.csv.
 
     python benchmarks/bench_attention.py [--corpus FILE] [--model-dir NAME|DIR] [--lengths-file FILE]
         [--batch-size B] [--fixed-lengths 128 256 512] [--heads H] [--head-dims 32 64] [--rounds R]
@@ -35,20 +37,18 @@ Without a CUDA GPU (and without --smoke) it exits with a one-line message.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
 import os
 import statistics
 import sys
-import tempfile
-import time
 import warnings
 from pathlib import Path
 
-from _common import DEFAULT_CORPUS, cpu_name, read_lengths_file, tokenized_lengths
+from _common import device_for, read_lengths_file, save_rows, tokenized_lengths
+from minibert.bench.corpus import default_corpus
+from minibert.bench.timing import median_ms
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 DEFAULT_CSV = ROOT / "benchmarks" / "attention.csv"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 TOLERANCE = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 1e-5}  # DESIGN.md kernels bounds, × max |reference|
@@ -81,7 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="bench_attention.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="passages to tokenize (.tsv/.jsonl/text)")
+    parser.add_argument(
+        "--corpus", type=Path, help="passages to tokenize (.tsv/.jsonl/text); default: minibert bench's corpus"
+    )
     parser.add_argument(
         "--model-dir", default=DEFAULT_MODEL, help="model name or directory holding tokenizer.json (for the lengths)"
     )
@@ -121,8 +123,9 @@ def length_sets(args: argparse.Namespace) -> list[tuple[str, list[int]]]:
         sets.append((f"{args.lengths_file.stem}[:{args.batch_size}]", lengths))
     else:
         try:
-            lengths = tokenized_lengths(args.corpus, args.model_dir, args.batch_size, args.max_seq_length)
-            name = f"{args.corpus.stem}[:{len(lengths)}]@{args.max_seq_length or 'model'}"
+            corpus = args.corpus or default_corpus()
+            lengths = tokenized_lengths(corpus, args.model_dir, args.batch_size, args.max_seq_length)
+            name = f"{corpus.stem}[:{len(lengths)}]@{args.max_seq_length or 'model'}"
         except Exception as exc:  # missing model or corpus: one line, not a traceback
             if args.smoke:
                 print(f"(smoke: corpus/tokenizer unavailable, {first_line(exc)}; using synthetic lengths)")
@@ -132,7 +135,7 @@ def length_sets(args: argparse.Namespace) -> list[tuple[str, list[int]]]:
                 "pass --model-dir DIR (holding tokenizer.json) or --lengths-file"
             )
         if not lengths:
-            sys.exit(f"bench_attention: no passages in {args.corpus}")
+            sys.exit(f"bench_attention: no passages in {corpus}")
         sets.append((name, lengths))
     return sets + fixed
 
@@ -145,43 +148,22 @@ def first_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.smoke:
-        os.environ["TRITON_INTERPRET"] = "1"  # read when triton.jit decorates the kernel, so before that import
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the smoke run never downloads
         args.batch_size = min(args.batch_size, 4)
         args.max_seq_length = args.max_seq_length or 48
         args.fixed_lengths = [min(n, 40) for n in args.fixed_lengths[:1]]
         args.heads = min(args.heads, 2)
         args.rounds = min(args.rounds, 2)
-    elif os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        sys.exit("bench_attention: TRITON_INTERPRET is set; unset it for a GPU benchmark (or pass --smoke)")
+    device, device_name = device_for("bench_attention", args.smoke)
 
     import torch
-
-    if not args.smoke and not torch.cuda.is_available():
-        sys.exit("bench_attention: needs a CUDA GPU (torch.cuda.is_available() is False); --smoke runs a CPU check")
-
     import torch.nn.functional as F
     import triton
 
     from minibert.kernels.attention import varlen_attention
 
-    device = torch.device("cpu" if args.smoke else "cuda")
-    device_name = f"{cpu_name()} (TRITON_INTERPRET=1)" if args.smoke else torch.cuda.get_device_name(device)
     command = " ".join(["python", "benchmarks/bench_attention.py", *sys.argv[1:]])
     print(f"device: {device_name}; torch {torch.__version__}, triton {triton.__version__}")
-
-    def bench_ms(fn) -> float:
-        """Median ms of fn: do_bench on CUDA; perf_counter over a few calls in the interpreter."""
-        if not args.smoke:
-            import triton.testing
-
-            return triton.testing.do_bench(fn, return_mode="median")
-        times = []
-        for _ in range(2):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
 
     try:
         from torch.nn.attention.varlen import varlen_attn
@@ -303,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
                 times = {name: [] for name in runnable}
                 for _ in range(args.rounds):
                     for name, fn in runnable.items():  # alternate: minibert, torch-varlen, …, minibert, …
-                        times[name].append(bench_ms(fn))
+                        times[name].append(median_ms(fn))
                 base = statistics.median(times["minibert"])
                 for name in contenders:
                     row = {
@@ -343,16 +325,7 @@ def main(argv: list[str] | None = None) -> None:
                     )
                     rows.append(row)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        csv_path = args.csv or (Path(tmp) / "attention.csv" if args.smoke else DEFAULT_CSV)
-        new_file = not csv_path.exists()
-        with csv_path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            if new_file:
-                writer.writeheader()
-            writer.writerows(rows)
-        where = "a temporary file (smoke; pass --csv to keep it)" if args.smoke and not args.csv else csv_path
-        print(f"\n{len(rows)} CSV rows appended to {where}")
+    save_rows("bench_attention", args.csv, DEFAULT_CSV, args.smoke, CSV_FIELDS, rows)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
 """End to end: docs/s of minibert's Triton backend (fp16, bf16) vs sentence-transformers (fp16) on one GPU.
 
-Random-init models at the MiniLM-L6 (6 × 384) and BERT-base (12 × 768) shapes are built on the spot (speed does
-not depend on the weights' values), saved as sentence-transformers directories with the tokenizer taken from
---tokenizer-dir, and both encoders embed the same passages (default: ../shared/data/msmarco-passages.tsv) with
-the same batch size, the contenders alternating round by round. Reported: median docs/s, spread, the ratio to
-sentence-transformers, and MFU = achieved FLOP/s ÷ the bf16 matmul rate measured in the same run, with
-FLOPs = Σ_docs [2 · (non-embedding parameters) · len + layers · 4 · len² · C] (real tokens only).
-CSV rows (GPU, versions, date, model, encoder, docs/s, MFU) go to benchmarks/e2e.csv.
+Random-init models at the MiniLM-L6 (6 × 384) and BERT-base (12 × 768) shapes are built on the spot with
+minibert.bench.random_init (speed does not depend on the weights' values; mean pooling, Normalize, max_seq_length
+256), saved as sentence-transformers directories with the tokenizer taken from --tokenizer-dir, and both encoders
+embed the same passages (default: `minibert bench`'s corpus — $MINIBERT_BENCH_CORPUS, else
+../shared/data/msmarco-passages.tsv beside the checkout, else the Python stdlib's docstrings) with the same batch
+size, the contenders alternating round by round. Reported: median docs/s, spread, the ratio to
+sentence-transformers, and MFU = achieved FLOP/s ÷ the bf16 matmul rate measured in the same run, with the
+encoder layers' FLOPs of minibert.bench.work.encoder_flops, Σ_docs [2 · (non-embedding parameters) · len +
+layers · 4 · len² · C] (real tokens only). CSV rows (GPU, versions, date, model, encoder, docs/s, MFU) go to
+benchmarks/e2e.csv.
 
     python benchmarks/bench_e2e.py [--corpus FILE] [--tokenizer-dir DIR] [--limit N] [--rounds R]
     python benchmarks/bench_e2e.py --smoke     # tiny model on CPU via TRITON_INTERPRET=1: checks the code paths
@@ -18,19 +21,21 @@ On the device machine (no model weights there), carry a folder holding all-MiniL
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
-import os
+import functools
 import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-from _common import DEFAULT_CORPUS
+from _common import device_for, save_rows
+from minibert.bench.corpus import default_corpus
+from minibert.bench.random_init import build_random_model, legacy_pooling
+from minibert.bench.timing import median_ms, wall_seconds
+from minibert.bench.work import encoder_flops
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+DEFAULT_CSV = ROOT / "benchmarks" / "e2e.csv"
+CSV_FIELDS = ["date", "gpu", "versions", "model", "encoder", "docs_per_s", "mfu"]
 SHAPES = {
     "MiniLM-L6 (6 × 384)": dict(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536),
     "BERT-base (12 × 768)": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072),
@@ -38,69 +43,57 @@ SHAPES = {
 SMOKE_SHAPE = {"tiny (2 × 64)": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)}
 
 
-def flops(lengths: list[int], shape: dict) -> float:
-    """Forward FLOPs over real tokens: 2 · non-embedding params per token + 4 · len · C per token per layer."""
-    C, L, F = shape["hidden_size"], shape["num_hidden_layers"], shape["intermediate_size"]
-    params_per_layer = 4 * C * C + 2 * C * F  # Q, K, V, O + the two FFN matrices (biases and norms are noise)
-    tokens = sum(lengths)
-    return 2 * L * params_per_layer * tokens + L * 4 * C * sum(n * n for n in lengths)
-
-
 def build_model(base: Path, shape: dict, tokenizer_dir: Path) -> Path:
-    import torch
-    from transformers import BertConfig, BertModel
+    """A seeded random-init BERT of `shape` (mean pooling, Normalize, max_seq_length 256) in a folder of `base`."""
+    return build_random_model(
+        base / f"bert-{shape['num_hidden_layers']}x{shape['hidden_size']}",
+        "bert",
+        dict(vocab_size=30522, max_position_embeddings=512, **shape),
+        tokenizer_dir,
+        pooling=legacy_pooling("mean", shape["hidden_size"]),
+        normalize=True,
+        max_seq_length=256,
+        seed=0,
+    )
 
-    from tests.conftest import legacy_pooling, write_st_dir
 
-    torch.manual_seed(0)
-    model_dir = Path(tempfile.mkdtemp(dir=base))
-    BertModel(BertConfig(vocab_size=30522, **shape)).save_pretrained(model_dir, safe_serialization=True)
-    pooling = legacy_pooling("mean", shape["hidden_size"])
-    write_st_dir(model_dir, tokenizer_dir, pooling=pooling, normalize=True, max_seq_length=256)
-    return model_dir
-
-
-def bf16_matmul_tflops(torch, triton) -> float:
+def bf16_matmul_tflops(torch) -> float:
     a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
-    ms = triton.testing.do_bench(lambda: a @ a)
-    return 2 * 8192**3 / (ms * 1e-3) / 1e12
+    return 2 * 8192**3 / (median_ms(lambda: a @ a) * 1e-3) / 1e12
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, help="passages (.tsv/.jsonl/text); default: minibert bench's corpus")
     parser.add_argument("--tokenizer-dir", type=Path, help="default: the all-MiniLM-L6-v2 directory minibert resolves")
     parser.add_argument("--limit", type=int, default=4096, help="passages per run")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--csv", type=Path, default=ROOT / "benchmarks" / "e2e.csv")
+    parser.add_argument("--csv", type=Path, help=f"CSV to append to (default {DEFAULT_CSV.relative_to(ROOT)})")
     parser.add_argument(
         "--smoke", action="store_true", help="tiny model, CPU, Triton interpreter: checks the code paths"
     )
     args = parser.parse_args()
     if args.smoke:
-        os.environ["TRITON_INTERPRET"] = "1"
         args.limit, args.rounds, args.batch_size = 8, 1, 4
+    device, gpu = device_for("bench_e2e", args.smoke)
 
-    import torch
-
-    if not args.smoke and not torch.cuda.is_available():
-        sys.exit("bench_e2e.py needs a CUDA GPU (torch sees none); run it with --smoke to check it on CPU")
     import numpy as np
     import sentence_transformers
+    import torch
     import triton
 
     import minibert
     from minibert.corpus import read_corpus
     from minibert.hub import resolve_model_dir
 
-    if not args.corpus.exists():
-        parser.error(f"--corpus {args.corpus} does not exist")
+    corpus = args.corpus or default_corpus()
+    if not corpus.exists():
+        parser.error(f"--corpus {corpus} does not exist")
     tokenizer_dir = args.tokenizer_dir or resolve_model_dir("all-MiniLM-L6-v2")
-    texts = [p.embed_text for p in read_corpus(args.corpus)][: args.limit]
-    device = "cpu" if args.smoke else "cuda"
-    peak = None if args.smoke else bf16_matmul_tflops(torch, triton)
-    gpu = "CPU (Triton interpreter)" if args.smoke else torch.cuda.get_device_name()
+    texts = [p.embed_text for p in read_corpus(corpus)][: args.limit]
+    synchronize = None if args.smoke else torch.cuda.synchronize
+    peak = None if args.smoke else bf16_matmul_tflops(torch)
     versions = (
         f"torch {torch.__version__}, triton {triton.__version__}, "
         f"sentence-transformers {sentence_transformers.__version__}"
@@ -109,15 +102,6 @@ def main() -> None:
     print(f"{gpu}; {versions}; {date}; {len(texts)} passages, batch {args.batch_size}, {args.rounds} rounds")
     if peak:
         print(f"measured bf16 matmul rate: {peak:.0f} TFLOP/s")
-
-    def timed(encode) -> float:
-        if not args.smoke:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        encode(texts)
-        if not args.smoke:
-            torch.cuda.synchronize()
-        return len(texts) / (time.perf_counter() - start)
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -131,31 +115,32 @@ def main() -> None:
             for dtype in dtypes:
                 ours = minibert.SentenceTransformer(model_dir, device=device, dtype=dtype, backend="triton")
                 contenders[f"minibert triton {dtype}"] = ours
-            lengths = [int(n) for n in ours.tokenize(texts).attention_mask.sum(axis=1)]
-            work = flops(lengths, shape)
+            lengths = ours.tokenize(texts).lengths  # real tokens per passage
+            work = encoder_flops(
+                lengths,
+                hidden_size=shape["hidden_size"],
+                intermediate_size=shape["intermediate_size"],
+                num_layers=shape["num_hidden_layers"],
+            )
             for model in contenders.values():  # warm-up: compilation, autotuning, allocator
                 model.encode(texts[: args.batch_size], batch_size=args.batch_size)
             rates: dict[str, list[float]] = {name: [] for name in contenders}
             for _ in range(args.rounds):
                 for name, model in contenders.items():
-                    rates[name].append(timed(lambda t, m=model: m.encode(t, batch_size=args.batch_size)))
+                    encode = functools.partial(model.encode, texts, batch_size=args.batch_size)
+                    rates[name].append(len(texts) / wall_seconds(encode, synchronize))
             gap = np.abs(ours.encode(texts[:16]) - reference.encode(texts[:16])).max()
             baseline = statistics.median(next(iter(rates.values())))
-            print(f"\n{shape_name}: {sum(lengths) / len(lengths):.1f} tokens/passage; max |Δ| vs reference {gap:.2g}")
+            print(f"\n{shape_name}: {lengths.mean():.1f} tokens/passage; max |Δ| vs reference {gap:.2g}")
             print(f"{'encoder':<30}{'docs/s':>10}{'min–max':>20}{'ratio':>8}{'MFU':>8}")
             for name, r in rates.items():
                 median = statistics.median(r)
                 mfu = work * median / len(texts) / (peak * 1e12) if peak else float("nan")
                 spread = f"{min(r):.1f}–{max(r):.1f}"
                 print(f"{name:<30}{median:>10.1f}{spread:>20}{median / baseline:>7.2f}×{mfu:>8.1%}")
-                rows.append([date, gpu, versions, shape_name, name, f"{median:.2f}", f"{mfu:.4f}"])
-    if not args.smoke:
-        new = not args.csv.exists()
-        with args.csv.open("a", newline="") as f:
-            writer = csv.writer(f)
-            if new:
-                writer.writerow(["date", "gpu", "versions", "model", "encoder", "docs_per_s", "mfu"])
-            writer.writerows(rows)
+                values = [date, gpu, versions, shape_name, name, f"{median:.2f}", f"{mfu:.4f}"]
+                rows.append(dict(zip(CSV_FIELDS, values, strict=True)))
+    save_rows("bench_e2e", args.csv, DEFAULT_CSV, args.smoke, CSV_FIELDS, rows)
 
 
 if __name__ == "__main__":

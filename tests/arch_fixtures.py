@@ -1,8 +1,8 @@
 """Random-init DistilBERT and MPNet sentence-transformers directories, and a Dense-module add-on.
 
 The counterparts of conftest's ``make_bert_dir`` for the other two architectures minibert runs. Each model
-is a seeded random-init transformers model saved with ``save_pretrained(safe_serialization=True)``, plus
-the sentence-transformers module files written by conftest's ``write_st_dir``.
+is a seeded random-init transformers model with noise on its 1-D parameters, saved as a sentence-transformers
+directory by minibert.bench.random_init's ``build_random_model`` (the builder conftest's ``build_bert_dir`` uses).
 
 Tokenizers are built with transformers from the BERT uncased WordPiece vocabulary of the real
 all-MiniLM-L6-v2 directory (conftest's ``real_model_dir``), the way the published models ship them:
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.conftest import TOKENIZER_FILES, legacy_pooling, randomize_, write_st_dir
+from minibert.bench.random_init import TOKENIZER_FILES, build_random_model, legacy_pooling
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -60,10 +60,25 @@ MPNET_HEAD_TOKENS = ("<s>", "<pad>", "</s>", "<unk>")
 MPNET_MASK_TOKEN = "<mask>"
 MPNET_VOCAB_SIZE = len(MPNET_HEAD_TOKENS) + 30522 + 1
 
+# The transformers config arguments of each architecture besides its sizes (DistilBERT, MPNet as published).
+ARCH_CONFIGS = {
+    "distilbert": dict(vocab_size=30522, max_position_embeddings=512, pad_token_id=0),
+    "mpnet": dict(
+        vocab_size=MPNET_VOCAB_SIZE,
+        max_position_embeddings=514,
+        relative_attention_num_buckets=32,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    ),
+}
+ARCH_SHAPES = {"distilbert": DISTILBERT_SHAPES, "mpnet": MPNET_SHAPES}
+
 DENSE_TYPE = "sentence_transformers.models.Dense"
 
 
-def _width(shape: dict) -> int:
+def hidden_width(shape: dict) -> int:
+    """The hidden size of a shape dict in BERT/MPNet's (``hidden_size``) or DistilBERT's (``dim``) key names."""
     return shape.get("hidden_size", shape.get("dim"))
 
 
@@ -124,6 +139,34 @@ def _staged_tokenizer(base_dir: Path, kind: str, bert_tokenizer_dir: Path) -> Pa
     return stage
 
 
+def _build_dir(
+    arch: str,
+    base_dir: Path,
+    shape: str,
+    bert_tokenizer_dir: Path,
+    pooling: dict | None,
+    normalize: bool,
+    max_seq_length: int,
+    seed: int,
+) -> Path:
+    """A seeded random-init ``arch`` model of ``shape`` with noise on its 1-D parameters, saved as a
+    sentence-transformers directory under ``base_dir`` with ``arch``'s staged tokenizer."""
+    base_dir = Path(base_dir)
+    base_dir.mkdir(parents=True, exist_ok=True)
+    dims = ARCH_SHAPES[arch][shape]
+    return build_random_model(
+        Path(tempfile.mkdtemp(prefix=f"{arch}-{shape}-", dir=base_dir)),
+        arch,
+        {**ARCH_CONFIGS[arch], **dims},
+        _staged_tokenizer(base_dir, arch, bert_tokenizer_dir),
+        pooling=pooling or legacy_pooling("mean", hidden_width(dims)),
+        normalize=normalize,
+        max_seq_length=max_seq_length,
+        seed=seed,
+        noise=True,
+    )
+
+
 def build_distilbert_dir(
     base_dir: Path,
     shape: str,
@@ -138,20 +181,7 @@ def build_distilbert_dir(
 
     ``bert_tokenizer_dir`` supplies the BERT uncased vocab.txt (e.g. the real all-MiniLM-L6-v2 directory).
     """
-    import torch
-    from transformers import DistilBertConfig, DistilBertModel
-
-    base_dir = Path(base_dir)
-    base_dir.mkdir(parents=True, exist_ok=True)
-    dims = DISTILBERT_SHAPES[shape]
-    pooling = pooling or legacy_pooling("mean", _width(dims))
-    tokenizer_dir = _staged_tokenizer(base_dir, "distilbert", bert_tokenizer_dir)
-    torch.manual_seed(seed)
-    config = DistilBertConfig(vocab_size=30522, max_position_embeddings=512, pad_token_id=0, **dims)
-    model_dir = Path(tempfile.mkdtemp(prefix=f"distilbert-{shape}-", dir=base_dir))
-    randomize_(DistilBertModel(config)).save_pretrained(model_dir, safe_serialization=True)
-    write_st_dir(model_dir, tokenizer_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
-    return model_dir
+    return _build_dir("distilbert", base_dir, shape, bert_tokenizer_dir, pooling, normalize, max_seq_length, seed)
 
 
 def build_mpnet_dir(
@@ -168,28 +198,7 @@ def build_mpnet_dir(
 
     ``bert_tokenizer_dir`` supplies the BERT uncased vocab.txt the MPNet vocabulary is built around.
     """
-    import torch
-    from transformers import MPNetConfig, MPNetModel
-
-    base_dir = Path(base_dir)
-    base_dir.mkdir(parents=True, exist_ok=True)
-    dims = MPNET_SHAPES[shape]
-    pooling = pooling or legacy_pooling("mean", _width(dims))
-    tokenizer_dir = _staged_tokenizer(base_dir, "mpnet", bert_tokenizer_dir)
-    torch.manual_seed(seed)
-    config = MPNetConfig(
-        vocab_size=MPNET_VOCAB_SIZE,
-        max_position_embeddings=514,
-        relative_attention_num_buckets=32,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        **dims,
-    )
-    model_dir = Path(tempfile.mkdtemp(prefix=f"mpnet-{shape}-", dir=base_dir))
-    randomize_(MPNetModel(config)).save_pretrained(model_dir, safe_serialization=True)
-    write_st_dir(model_dir, tokenizer_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
-    return model_dir
+    return _build_dir("mpnet", base_dir, shape, bert_tokenizer_dir, pooling, normalize, max_seq_length, seed)
 
 
 def _pooling_output_dim(pooling: dict) -> int:
@@ -280,7 +289,7 @@ def _caching_factory(
     cache: dict[tuple, Path] = {}
 
     def make(shape: str, *, pooling: dict | None = None, normalize: bool = False, max_seq_length: int) -> Path:
-        pooling = pooling or legacy_pooling("mean", _width(shapes[shape]))
+        pooling = pooling or legacy_pooling("mean", hidden_width(shapes[shape]))
         key = (shape, json.dumps(pooling, sort_keys=True), normalize, max_seq_length)
         if key not in cache:
             cache[key] = build(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from minibert.bench.random_init import build_random_model, legacy_pooling
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("MINIBERT_HOME", str(ROOT / ".cache" / "minibert"))
@@ -23,8 +25,6 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 # Triton kernels run in the interpreter on CPU tensors (no GPU in CI). Set before anything imports triton;
 # run tests/test_gpu_cuda.py with TRITON_INTERPRET=0 on a machine with a GPU.
 os.environ.setdefault("TRITON_INTERPRET", "1")
-
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 # Sizes of the random-init BERT models (vocab stays 30522 so the real tokenizer fits).
 BERT_SHAPES = {
@@ -36,15 +36,61 @@ BERT_SHAPES = {
 }
 
 
+# A ragged batch: one word, a sentence, an empty string, and passages past a max_seq_length of 128.
+RAGGED = [
+    "short",
+    "A somewhat longer sentence about sentence embeddings and semantic search.",
+    "",
+    "Retrieval systems rank passages by the similarity of their embeddings to the query. " * 8,
+    "numbers 1 2 3 and symbols #$% mixed with Ünïcödé and 中文",
+    "word " * 300,
+]
+
 # Both NumPy forwards: the readable reference (minibert.forward) and the fast one encode() uses (minibert.fast).
 FORWARD_IMPLEMENTATIONS = ["reference", "fast"]
 
 
-def numpy_forward(name: str):
+def packed_hidden_states(implementation: str, model, batch, layers: int | None = None) -> np.ndarray:
+    """The last hidden states of a PackedBatch's real tokens, [N, C], from one of the two NumPy forwards (the
+    readable one runs on the padded layout; its padding rows are dropped). With `layers`, only the first that many
+    encoder layers run (0: the embeddings' output), as transformers' ``hidden_states[layers]``."""
+    import dataclasses
+
     from minibert import fast
     from minibert import forward as reference
 
-    return {"reference": reference.forward, "fast": fast.forward}[name]
+    weights = model.weights
+    if layers is not None:
+        weights = dataclasses.replace(weights, layers=weights.layers[:layers])
+    if implementation == "fast":
+        return fast.forward(batch, weights, model.config)
+    padded = batch.to_padded()
+    hidden = reference.forward(
+        padded.input_ids, padded.attention_mask, padded.token_type_ids, weights, model.config
+    )  # [B, T, C]
+    return hidden[padded.attention_mask.astype(bool)]
+
+
+def transformers_outputs(model_dir: Path, batch, **kwargs):
+    """transformers' AutoModel on a PackedBatch, padded as sentence-transformers feeds it (token types for BERT
+    only): the model output, and the [B, T] mask that picks the real tokens."""
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(model_dir).eval()
+    padded = batch.to_padded()
+    inputs = {"input_ids": padded.input_ids, "attention_mask": padded.attention_mask}
+    if model.config.model_type == "bert":
+        inputs["token_type_ids"] = padded.token_type_ids
+    with torch.inference_mode():
+        output = model(**{k: torch.from_numpy(v) for k, v in inputs.items()}, **kwargs)
+    return output, padded.attention_mask.astype(bool)
+
+
+def reference_hidden_states(model_dir: Path, batch) -> np.ndarray:
+    """transformers' last_hidden_state at a PackedBatch's real tokens: [N, C]."""
+    output, real = transformers_outputs(model_dir, batch)
+    return output.last_hidden_state.numpy()[real]
 
 
 def pytest_report_header() -> str:
@@ -85,54 +131,6 @@ def real_model_dir() -> Path:
     return download()
 
 
-def write_st_dir(
-    model_dir: Path,
-    tokenizer_dir: Path,
-    *,
-    pooling: dict,
-    normalize: bool,
-    max_seq_length: int,
-) -> None:
-    """Add the sentence-transformers module files and the tokenizer files to a saved transformers model."""
-    for name in TOKENIZER_FILES:
-        shutil.copy(tokenizer_dir / name, model_dir / name)
-    modules = [
-        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
-        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
-    ]
-    if normalize:
-        modules.append({"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"})
-    (model_dir / "modules.json").write_text(json.dumps(modules))
-    (model_dir / "sentence_bert_config.json").write_text(
-        json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False})
-    )
-    (model_dir / "1_Pooling").mkdir(exist_ok=True)
-    (model_dir / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
-
-
-def legacy_pooling(mode: str, width: int) -> dict:
-    """A 1_Pooling/config.json in the legacy boolean format the published models use."""
-    keys = {
-        "cls": "pooling_mode_cls_token",
-        "mean": "pooling_mode_mean_tokens",
-        "max": "pooling_mode_max_tokens",
-        "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
-    }
-    return {"word_embedding_dimension": width, **{key: m == mode for m, key in keys.items()}}
-
-
-def randomize_(model):
-    """Random-init models start with zero biases, unit LayerNorm weights and zero LayerNorm biases, which would
-    hide any bug in how those are applied: give every 1-D parameter seeded noise too. Returns the model."""
-    import torch
-
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.ndim == 1:
-                parameter.add_(torch.randn_like(parameter) * 0.1)
-    return model.eval()
-
-
 def build_bert_dir(
     base_dir: Path,
     shape: str,
@@ -143,19 +141,20 @@ def build_bert_dir(
     max_seq_length: int = 128,
     seed: int = 1,
 ) -> Path:
-    """A seeded random-init BertModel saved as a sentence-transformers directory under ``base_dir``."""
-    import tempfile
-
-    import torch
-    from transformers import BertConfig, BertModel
-
-    pooling = pooling or legacy_pooling("mean", BERT_SHAPES[shape]["hidden_size"])
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=30522, max_position_embeddings=512, **BERT_SHAPES[shape])
-    model_dir = Path(tempfile.mkdtemp(prefix=f"bert-{shape}-", dir=base_dir))
-    randomize_(BertModel(config)).save_pretrained(model_dir, safe_serialization=True)
-    write_st_dir(model_dir, tokenizer_dir, pooling=pooling, normalize=normalize, max_seq_length=max_seq_length)
-    return model_dir
+    """A seeded random-init BertModel (with noise on its 1-D parameters) saved as a sentence-transformers
+    directory under ``base_dir``; the tokenizer files come from ``tokenizer_dir``."""
+    sizes = BERT_SHAPES[shape]
+    return build_random_model(
+        Path(tempfile.mkdtemp(prefix=f"bert-{shape}-", dir=base_dir)),
+        "bert",
+        dict(vocab_size=30522, max_position_embeddings=512, **sizes),
+        tokenizer_dir,
+        pooling=pooling or legacy_pooling("mean", sizes["hidden_size"]),
+        normalize=normalize,
+        max_seq_length=max_seq_length,
+        seed=seed,
+        noise=True,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@
 The GPU numbers need a GPU; these runs prove the scripts' code paths (corpus lengths, contenders, parity
 checks against the reference, table and CSV output) work, so a GPU session can spend its time measuring.
 The CPU benchmark (minibert.bench, run by benchmarks/cpu.py and `minibert bench`) is run in its --smoke
-configuration on the real all-MiniLM-L6-v2, and its FLOP count, corpus fallback and random-init model
-builder are checked on their own.
+configuration on the real all-MiniLM-L6-v2, and its FLOP count, corpus fallback, CSV helper and random-init
+model are checked on their own.
 """
 
 from __future__ import annotations
@@ -19,12 +19,17 @@ from pathlib import Path
 
 import pytest
 
-from minibert import bench
+from minibert.bench.contenders import MINIBERT, ONNX, REFERENCE, Unavailable, onnx_contender
+from minibert.bench.corpus import stdlib_corpus
+from minibert.bench.models import random_bert
+from minibert.bench.report import CSV_COLUMNS, append_csv
+from minibert.bench.work import default_limit, encoder_flops
+from minibert.errors import InputError
 from tests.conftest import ROOT, assert_close
 
 SCRIPTS = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py", "cpu.py", "parity_report.py", "profile_cpu.py"]
 SMOKE = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py"]
-MINIBERT = Path(sys.executable).parent / "minibert"
+MINIBERT_CLI = Path(sys.executable).parent / "minibert"
 
 
 def run(script: str, *args: str) -> subprocess.CompletedProcess:
@@ -59,7 +64,7 @@ def test_profile_accounts_for_every_piece(real_model_dir):
 
 
 def test_minibert_bench_help_has_the_scripts_options():
-    result = subprocess.run([str(MINIBERT), "bench", "--help"], capture_output=True, text=True, timeout=60)
+    result = subprocess.run([str(MINIBERT_CLI), "bench", "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("usage: minibert bench")
     script = run("cpu.py", "--help")
@@ -92,23 +97,23 @@ def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
-    expected = {bench.MINIBERT}
+    expected = {MINIBERT}
     if _installed("sentence_transformers"):
-        expected.add(bench.REFERENCE)
+        expected.add(REFERENCE)
     if _installed("onnxruntime", "torch", "transformers"):
-        expected.add(bench.ONNX)
+        expected.add(ONNX)
     out = result.stdout
     assert "| model | contender | docs/s median (min–max) | tokens/s | GFLOP/s | % of sgemm peak |" in out
     for name in expected:
         assert re.search(rf"^\| all-MiniLM-L6-v2 \| {re.escape(name)} \| \d+\.\d \(", out, re.M), out
     assert "padding is not counted" in out
     assert re.search(r"sgemm peak \(all-MiniLM-L6-v2\): \d+\.\d GFLOP/s", out)
-    assert re.search(rf"^\| all-MiniLM-L6-v2 \| {re.escape(bench.MINIBERT)} \| \d+\.\d\d \(", out, re.M)  # cold start
+    assert re.search(rf"^\| all-MiniLM-L6-v2 \| {re.escape(MINIBERT)} \| \d+\.\d\d \(", out, re.M)  # cold start
     assert re.search(r"^\| all-MiniLM-L6-v2 \| 12 \| \d+ MB \((VmHWM|ru_maxrss); (within|over)\) \|", out, re.M)  # RSS
 
     with csv_path.open(newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == bench.CSV_COLUMNS
+        assert reader.fieldnames == CSV_COLUMNS
         rows = list(reader)
     assert sorted(row["contender"] for row in rows) == sorted(expected)  # one round: one row per contender
     for row in rows:
@@ -117,7 +122,7 @@ def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
         for column in ("docs_per_s", "tokens_per_s", "gflops", "sgemm_peak_gflops"):
             assert float(row[column]) > 0, (column, row)
         assert float(row["tokens_per_s"]) > float(row["docs_per_s"])
-        if bench.REFERENCE in expected:  # every contender's embeddings equal the reference's (DESIGN.md bound)
+        if REFERENCE in expected:  # every contender's embeddings equal the reference's (DESIGN.md bound)
             assert float(row["max_abs_diff"]) <= 1e-5, row
 
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -125,9 +130,7 @@ def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
 
 @pytest.mark.parametrize(("option", "value"), [("--limit", "0"), ("--rounds", "-1"), ("--rss-limit", "-5")])
 def test_bad_option_values_are_one_line_errors(option, value):
-    result = subprocess.run(
-        [str(MINIBERT), "bench", option, value, "--smoke"], capture_output=True, text=True
-    )
+    result = subprocess.run([str(MINIBERT_CLI), "bench", option, value, "--smoke"], capture_output=True, text=True)
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert re.search(rf"minibert: error: {option} must be", result.stderr), result.stderr
@@ -138,30 +141,40 @@ def test_encoder_flops_matches_a_hand_count():
     #   L = 3: QKV 2·3·4·12 = 288, attention output 2·3·4·4 = 96, FFN 2·2·3·4·8 = 384, QKᵀ + A·V 2·2·9·4 = 144 → 912
     #   L = 5: QKV 2·5·4·12 = 480, attention output 2·5·4·4 = 160, FFN 2·2·5·4·8 = 640, QKᵀ + A·V 2·2·25·4 = 400 → 1680
     # (912 + 1680) · 2 layers = 5184
-    assert bench.encoder_flops([3, 5], hidden_size=4, intermediate_size=8, num_layers=2) == 5184
-    assert bench.encoder_flops([], hidden_size=4, intermediate_size=8, num_layers=2) == 0
+    assert encoder_flops([3, 5], hidden_size=4, intermediate_size=8, num_layers=2) == 5184
+    assert encoder_flops([], hidden_size=4, intermediate_size=8, num_layers=2) == 0
 
 
 def test_default_limit_scales_with_the_model():
-    assert bench.default_limit(384, 1536, 6) == 512  # all-MiniLM-L6-v2
-    assert bench.default_limit(768, 3072, 12) == 128  # BERT-base: 8× the work per token
-    assert bench.default_limit(1024, 4096, 24) == 64  # BERT-large: the floor
+    assert default_limit(384, 1536, 6) == 512  # all-MiniLM-L6-v2
+    assert default_limit(768, 3072, 12) == 128  # BERT-base: 8× the work per token
+    assert default_limit(1024, 4096, 24) == 64  # BERT-large: the floor
 
 
 def test_stdlib_corpus_is_prose_minibert_can_read(tmp_path):
     from minibert.corpus import read_corpus
 
-    path = bench.stdlib_corpus(tmp_path, max_passages=40)
+    path = stdlib_corpus(tmp_path, max_passages=40)
     passages = read_corpus(path)
     assert len(passages) == 40
     assert all(len(p.text.split()) >= 20 and ">>>" not in p.text for p in passages)
-    assert bench.stdlib_corpus(tmp_path, max_passages=40) == path  # reused, not rebuilt
+    assert stdlib_corpus(tmp_path, max_passages=40) == path  # reused, not rebuilt
 
 
 def test_missing_contender_is_unavailable_not_an_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now raises ImportError
-    with pytest.raises(bench.Unavailable, match="not installed"):
-        bench.onnx_contender(None, 4, Path("unused"))
+    with pytest.raises(Unavailable, match="not installed"):
+        onnx_contender(None, 4, Path("unused"))
+
+
+def test_append_csv_writes_the_header_once_and_refuses_other_columns(tmp_path):
+    path = tmp_path / "new" / "rows.csv"
+    assert append_csv(path, ["a", "b"], [{"a": 1, "b": 2}]) == 1
+    assert append_csv(path, ["a", "b"], [{"a": 3, "b": 4}, {"a": 5, "b": 6}]) == 2
+    assert path.read_text().splitlines() == ["a,b", "1,2", "3,4", "5,6"]
+    with pytest.raises(InputError, match=r"has other columns \(a, b\)"):
+        append_csv(path, ["a", "c"], [{"a": 7, "c": 8}])
+    assert path.read_text().splitlines()[-1] == "5,6"  # nothing appended
 
 
 def test_random_bert_builder_makes_a_model_both_encoders_load(tmp_path, real_model_dir):
@@ -170,7 +183,7 @@ def test_random_bert_builder_makes_a_model_both_encoders_load(tmp_path, real_mod
     import minibert
 
     shape = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
-    model_dir = bench.build_random_bert(tmp_path / "tiny", shape, real_model_dir)
+    model_dir = random_bert(tmp_path / "tiny", shape)
     ours = minibert.SentenceTransformer(model_dir)
     c = ours.config
     assert (c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.max_seq_length) == (32, 2, 37, 256)
@@ -178,4 +191,6 @@ def test_random_bert_builder_makes_a_model_both_encoders_load(tmp_path, real_mod
     texts = ["a short passage", "a somewhat longer passage about how bread rises in a warm kitchen"]
     reference = Reference(str(model_dir), device="cpu").encode(texts)
     assert_close(ours.encode(texts), reference, atol=1e-4, rtol=1e-5, what="random-init builder, minibert vs reference")
-    assert bench.build_random_bert(tmp_path / "tiny", shape, real_model_dir) == model_dir  # built once
+    built = (model_dir / "model.safetensors").stat().st_mtime_ns
+    assert random_bert(tmp_path / "tiny", shape) == model_dir
+    assert (model_dir / "model.safetensors").stat().st_mtime_ns == built  # built once, then reused

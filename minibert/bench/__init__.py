@@ -1,0 +1,54 @@
+"""CPU encode benchmark: minibert's NumPy encoder against sentence-transformers and ONNX Runtime.
+
+What it measures, for each model given with --model:
+
+* Throughput. The contenders — minibert (NumPy), sentence-transformers (torch fp32 on CPU) and ONNX Runtime
+  (CPUExecutionProvider running a plain torch.onnx.export of the transformers model; tokenized, pooled and
+  normalized by minibert as the model directory says) — embed the same passages of the same corpus with the
+  same batch size. Each gets one warm-up batch, then they run alternately (A B C A B C ..., --rounds rounds),
+  so machine noise hits all alike. Reported: median docs/s and the min-max over rounds; real tokens/s (the
+  tokenizer's token counts: padding is not counted); achieved GFLOP/s and its share of the sgemm peak measured
+  in the same run; the ratio of medians to sentence-transformers; each contender's max |delta| against
+  sentence-transformers' embeddings of the first 64 passages. Contenders that are not installed are named
+  in one line, not an error.
+* FLOPs: encoder layers only, counted from the config and each passage's real token count L (padding is not
+  counted; embeddings, pooling and Dense layers are left out). Per layer:
+  2*L*C*3C (QKV) + 2*L*C*C (attention output) + 2*2*L*C*F (FFN) + 2*2*L^2*C (QK^T and A*V).
+* sgemm peak: the best of several np.matmul on BERT-shaped float32 matrices ([4096, C] @ [C, 3C],
+  [4096, C] @ [C, F], [4096, F] @ [F, C]): the GEMM rate NumPy's BLAS reaches on this machine.
+* Cold start: wall time from spawning a fresh `python -c` that imports, loads the model and encodes one
+  sentence, to its exit; median of 3, for minibert and sentence-transformers. The model files are in the
+  OS page cache by then, so this is process start-up, imports and loading, not disk reads.
+* Peak RSS: a subprocess (python -m minibert.bench.rss_child) encodes the chosen passages (or --rss-limit of
+  them; 0 = the whole corpus) with minibert 3 times and reports its RSS after loading and after each repeat
+  (flat means no growth) and its peak, compared with the size of the weights file + 300 MB. The peak is VmHWM
+  from /proc/self/status where there is one: on Linux getrusage's ru_maxrss keeps the spawning process's peak
+  across exec (a child of this benchmark process would report this process's size), so ru_maxrss is the
+  fallback only where /proc is missing.
+
+Models: any name or directory minibert resolves (fetched with minibert.hub.download when it is not found),
+or `bert-base-shape`: a seeded random-init 12 x 768 BERT (mean pooling, max_seq_length 256) with the
+all-MiniLM-L6-v2 tokenizer, built once with transformers under $MINIBERT_HOME/bench/ (speed does not depend
+on the weights' values). --model may be repeated or a comma list.
+
+Corpus: --corpus FILE (.tsv, .jsonl or plain text, read as `minibert search` reads it); else
+$MINIBERT_BENCH_CORPUS; else the MS MARCO sample beside a source checkout (../shared/data/msmarco-passages.tsv);
+else paragraphs of the docstrings in the Python standard library's source (real English prose present
+wherever Python is), written once to $MINIBERT_HOME/bench/.
+
+Output: a markdown table on stdout, one CSV row per contender per round appended to --csv, and a PNG of docs/s
+per contender per model with min-max error bars (when matplotlib is installed).
+
+    minibert bench [--model M[,M2]] [--corpus FILE] [--limit N] [--rounds R] [--no-cold-start] [--no-rss]
+    python benchmarks/cpu.py --smoke     # a few passages, one round: runs every code path in seconds
+"""
+
+# One piece per module (this docstring is `minibert bench --help`'s description, so the map lives here):
+#   options      the command-line options and their checks; light, `minibert --help` imports only this
+#   run          one model's measurements, the whole run, main() for benchmarks/cpu.py
+#   contenders   minibert, sentence-transformers, ONNX Runtime (and the ONNX export)
+#   processes    the cold starts and the peak-RSS child (rss_child, run as python -m minibert.bench.rss_child)
+#   work         FLOP counts;  machine  CPU, versions, commit, sgemm peak;  corpus  the default corpus
+#   models       what a --model value names;  random_init  THE seeded random-init model builder (tests use it too)
+#   timing       the clocks;  report  markdown, CSV (append_csv), PNG — timing and append_csv serve benchmarks/ too
+#   paths        the checkout and the bench's folder under MINIBERT_HOME

@@ -1,0 +1,72 @@
+"""The options of `minibert bench` and `benchmarks/cpu.py` (one definition for both), and the checks of their values.
+
+Light on purpose: `minibert --help` builds these without importing the benchmark itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import InputError, positive_int
+from ..hub import DEFAULT_MODEL
+from .corpus import CORPUS_ENV
+
+SHORT_DEFAULT = DEFAULT_MODEL.split("/", 1)[1]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the bench's options to `parser`."""
+    parser.add_argument(
+        "--model",
+        action="append",
+        help=f"name, hub id or directory minibert resolves, or 'bert-base-shape'; repeat or comma-separate for "
+        f"several (default {SHORT_DEFAULT})",
+    )
+    parser.add_argument(
+        "--corpus",
+        type=Path,
+        help=f"passages (.tsv id<TAB>text, .jsonl, or one per line); default ${CORPUS_ENV}, else "
+        "../shared/data/msmarco-passages.tsv beside a checkout, else the Python stdlib's docstrings",
+    )
+    parser.add_argument(
+        "--limit", type=int, help="passages per run (default 512 for MiniLM-sized models, 128 for BERT-base)"
+    )
+    parser.add_argument("--batch-size", type=int, default=32, help="the same for every contender (default 32)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed runs per contender, alternating (default 3)")
+    parser.add_argument(
+        "--csv",
+        type=Path,
+        help="CSV to append one row per run to (default benchmarks/cpu.csv in a checkout, else ./minibert-bench.csv)",
+    )
+    parser.add_argument("--plot", type=Path, help="PNG of docs/s (default: the CSV's path with .png)")
+    parser.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold starts")
+    parser.add_argument("--no-rss", dest="rss", action="store_false", help="skip the peak-RSS subprocess")
+    parser.add_argument(
+        "--rss-limit",
+        type=int,
+        help="passages the peak-RSS subprocess encodes per repeat (default: the timed ones; 0: the whole corpus)",
+    )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="8 passages, batch 4, one round, small sgemm, one minibert cold start; CSV and PNG in a temp dir "
+        "unless --csv/--plot are given (checks every code path in seconds)",
+    )
+
+
+def check(args: argparse.Namespace) -> None:
+    """InputError (one line naming the option) for a value the bench cannot run with."""
+    for option in ("limit", "batch_size", "rounds"):
+        if getattr(args, option) is not None:
+            positive_int(f"--{option.replace('_', '-')}", getattr(args, option))
+    if args.rss_limit is not None and args.rss_limit < 0:
+        raise InputError(f"--rss-limit must be 0 (the whole corpus) or a positive integer, got {args.rss_limit}")
+
+
+def models(args: argparse.Namespace) -> list[str]:
+    """The --model values, repeated or comma-separated (default all-MiniLM-L6-v2)."""
+    names = [m.strip() for value in (args.model or [SHORT_DEFAULT]) for m in value.split(",") if m.strip()]
+    if not names:
+        raise InputError("--model is empty")
+    return names

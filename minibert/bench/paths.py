@@ -1,0 +1,24 @@
+"""Where the bench runs from and writes to: the source checkout it may sit in, its folder under MINIBERT_HOME."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..hub import minibert_home
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def in_checkout() -> bool:
+    """True when minibert runs from a source checkout (benchmarks/ beside the package)."""
+    return (REPO_ROOT / "benchmarks").is_dir() and (REPO_ROOT / "pyproject.toml").is_file()
+
+
+def bench_home() -> Path:
+    """$MINIBERT_HOME/bench: the built random-init models, the stdlib corpus, the ONNX exports."""
+    return minibert_home() / "bench"
+
+
+def default_csv() -> Path:
+    """benchmarks/cpu.csv in a checkout, else ./minibert-bench.csv."""
+    return REPO_ROOT / "benchmarks" / "cpu.csv" if in_checkout() else Path.cwd() / "minibert-bench.csv"

@@ -1,0 +1,150 @@
+"""The benchmark run: each model's measurements (throughput rounds, cold start, peak RSS), then the report, the
+CSV rows and the plot. What is measured and how: the package docstring (minibert.bench)."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import functools
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .. import bench
+from ..corpus import read_corpus
+from ..errors import MinibertError
+from . import options
+from .contenders import MINIBERT, ONNX, REFERENCE, Unavailable, minibert_contender, onnx_contender, reference_contender
+from .corpus import default_corpus
+from .machine import cpu_counts, cpu_name, machine_description, sgemm_peak_gflops, versions
+from .models import resolve_bench_model
+from .paths import bench_home, default_csv
+from .processes import cold_start_seconds, peak_rss
+from .report import CSV_COLUMNS, ModelRun, append_csv, csv_rows, format_report, plot
+from .timing import wall_seconds
+from .work import default_limit, encoder_flops
+
+PARITY_PASSAGES = 64
+
+
+def bench_model(name: str, texts_all: list[str], args: argparse.Namespace) -> ModelRun:
+    """Every measurement of one --model: the contenders' docs/s over alternating rounds, their max |Δ| against
+    sentence-transformers, and (unless switched off) the cold starts and the peak RSS."""
+    from ..model import SentenceTransformer
+
+    label, model_dir = resolve_bench_model(name)
+    model = SentenceTransformer(model_dir)
+    c = model.config
+    limit = args.limit or default_limit(c.hidden_size, c.intermediate_size, c.num_hidden_layers)
+    texts = texts_all[:limit]
+    lengths = model.tokenize(texts).lengths  # real tokens per passage
+    flops = encoder_flops(
+        lengths, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size, num_layers=c.num_hidden_layers
+    )
+    rows = 256 if args.smoke else 4096
+    peak = sgemm_peak_gflops(c.hidden_size, c.intermediate_size, rows)
+    run = ModelRun(label, model_dir, len(texts), int(lengths.sum()), flops, peak)
+    print(f"[{label}] {len(texts)} passages, sgemm peak {peak:.0f} GFLOP/s; loading the contenders", file=sys.stderr)
+
+    contenders = [minibert_contender(model, args.batch_size)]
+    loaders = (
+        (REFERENCE, lambda: reference_contender(model_dir, args.batch_size)),
+        (ONNX, lambda: onnx_contender(model, args.batch_size, bench_home() / "onnx")),
+    )
+    for contender_name, load in loaders:
+        try:
+            contenders.append(load())
+        except Unavailable as exc:
+            run.unavailable[contender_name] = str(exc)
+
+    parity_texts = texts[:PARITY_PASSAGES]
+    embeddings = {c.name: c.encode(parity_texts) for c in contenders}  # also the warm-up
+    for contender in contenders:
+        reference = embeddings.get(REFERENCE)
+        gap = None if reference is None else float(np.abs(embeddings[contender.name] - reference).max())
+        run.max_diff[contender.name] = gap
+        run.rates[contender.name] = []
+    for round_index in range(args.rounds):
+        print(f"[{label}] round {round_index + 1}/{args.rounds}", file=sys.stderr)
+        for contender in contenders:
+            run.rates[contender.name].append(len(texts) / wall_seconds(functools.partial(contender.encode, texts)))
+
+    if args.cold_start:
+        repeats = 1 if args.smoke else 3
+        run.cold_start[MINIBERT] = cold_start_seconds(MINIBERT, model_dir, repeats)
+        if REFERENCE in run.unavailable:
+            run.cold_start_skipped[REFERENCE] = "not installed"
+        elif args.smoke:
+            run.cold_start_skipped[REFERENCE] = "skipped in --smoke (importing torch takes seconds)"
+        else:
+            run.cold_start[REFERENCE] = cold_start_seconds(REFERENCE, model_dir, repeats)
+    if args.rss:
+        rss_texts = texts if args.rss_limit is None else texts_all[: args.rss_limit or None]
+        run.rss = peak_rss(model_dir, rss_texts, args.batch_size, repeats=2 if args.smoke else 3)
+        run.rss["weights"] = (model_dir / "model.safetensors").stat().st_size
+        run.rss["passages"] = len(rss_texts)
+    return run
+
+
+def run(args: argparse.Namespace) -> None:
+    """Run the benchmark the parsed options describe; print the report, append the CSV, write the plot."""
+    options.check(args)
+    if args.smoke:
+        args.limit = args.limit or 8
+        args.batch_size = 4
+        args.rounds = 1
+        if args.csv is None:
+            args.csv = Path(tempfile.mkdtemp(prefix="minibert-bench-smoke-")) / "cpu.csv"
+    models = options.models(args)
+    corpus = args.corpus or default_corpus()
+    texts = [p.embed_text for p in read_corpus(corpus)]
+    csv_path = args.csv or default_csv()
+    plot_path = args.plot or csv_path.with_suffix(".png")
+
+    runs = [bench_model(name, texts, args) for name in models]
+    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    machine = machine_description()
+    versions_text = versions()
+    header = {
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "machine": machine,
+        "versions": versions_text,
+        "date": date,
+        "corpus": f"{corpus} ({len(texts)} passages; each model takes the first ones, below)",
+        "batch size": str(args.batch_size),
+    }
+    header.update(
+        {f"passages ({run.label})": f"{run.passages}, {run.tokens / run.passages:.1f} tokens each" for run in runs}
+    )
+    print(format_report(runs, header, args.rounds))
+    cores, threads = cpu_counts()
+    common = {
+        "date": date,
+        "machine": machine,
+        "cores": cores,
+        "threads": threads,
+        "versions": versions_text,
+        "corpus": str(corpus),
+        "batch_size": args.batch_size,
+    }
+    written = append_csv(csv_path, CSV_COLUMNS, csv_rows(runs, common))
+    print(f"\nCSV: {csv_path} (+{written} rows)")
+    print(plot(plot_path, runs, f"minibert bench — {cpu_name()}, {date[:10]}"))
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """`benchmarks/cpu.py`'s entry point; `minibert bench` reaches `run` through minibert.cli."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=bench.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    options.add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except MinibertError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

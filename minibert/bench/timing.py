@@ -1,0 +1,34 @@
+"""The benchmarks' two clocks: wall seconds of one call, and the median milliseconds of a GPU kernel.
+
+Every benchmark (minibert bench, benchmarks/bench_*.py) times with these, so a number means the same everywhere.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+
+def wall_seconds(fn: Callable[[], object], synchronize: Callable[[], object] | None = None) -> float:
+    """Wall-clock seconds of one call of `fn`. `synchronize` (e.g. torch.cuda.synchronize) runs before the clock
+    starts and before it stops, so work queued before is not counted and work `fn` queued is."""
+    if synchronize is not None:
+        synchronize()
+    start = time.perf_counter()
+    fn()
+    if synchronize is not None:
+        synchronize()
+    return time.perf_counter() - start
+
+
+def median_ms(fn: Callable[[], object], repeats: int = 3) -> float:
+    """Median milliseconds of `fn`: triton.testing.do_bench's median on a GPU; when the kernels run in Triton's
+    interpreter (on CPU, where the time is no speed), the median wall time of `repeats` calls."""
+    from ..kernels.checks import interpreting
+
+    if not interpreting():
+        import triton.testing
+
+        return triton.testing.do_bench(fn, return_mode="median")
+    return 1e3 * statistics.median(wall_seconds(fn) for _ in range(repeats))
