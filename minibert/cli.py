@@ -1,14 +1,24 @@
 """The ``minibert`` command line: encode, search, info, download, bench.
 
 Every subcommand takes ``--model`` (default all-MiniLM-L6-v2), resolved like ``minibert.load``.
-Errors minibert raises on purpose are printed as one line on stderr with exit status 1; bad usage
-exits with status 2 (argparse's convention).
+Errors are one line on stderr, ``minibert: error: …``, exit status 1: what minibert raises on purpose, and
+every operating-system failure on the command's files (an ``--output`` in a missing folder or on a full disk,
+an unreadable file, a MINIBERT_HOME that is not a directory). Bad usage exits with status 2 (argparse's
+convention). When the reader of standard output goes away (``minibert encode … | head``), the command stops
+quietly with status 141 (128 + SIGPIPE), as Unix tools killed by SIGPIPE do. The embedding cache of ``search``
+is an optimization: when it cannot be written, ``search`` warns once and answers anyway.
+
+Text inputs follow one rule (:func:`minibert.corpus.split_lines`): a line ends at ``\\n`` (``\\r\\n`` tolerated),
+so row *i* of ``encode`` is line *i* of its input, whatever U+2028, U+0085 or form feeds the lines hold.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,39 +27,78 @@ import numpy as np
 
 from . import bench
 from .bench.options import add_arguments as add_bench_arguments
+from .corpus import decode_utf8, split_lines
 from .errors import InputError, MinibertError
-from .files import hash_file
 from .hub import DEFAULT_MODEL, download, minibert_home
 
 SHORT_DEFAULT = DEFAULT_MODEL.split("/", 1)[1]
 SCORE_FUNCTIONS = {"cosine": "cos_sim", "dot": "dot_score"}
 
 
+BROKEN_PIPE_STATUS = 128 + 13  # 128 + SIGPIPE: what a shell reports for a tool killed by a closed pipe
+
+
+def _warn(message: str) -> None:
+    print(f"minibert: warning: {message}", file=sys.stderr)
+
+
 def _read_lines(source: str) -> list[str]:
-    """One input per line (blank lines included, so row i is line i); '-' is stdin."""
+    """One input per line (blank lines included, so row i is line i); '-' is stdin. Read as bytes and decoded
+    here, so a file and stdin give the same errors."""
     if source == "-":
-        return sys.stdin.read().splitlines()
+        return split_lines(decode_utf8(sys.stdin.buffer.read(), "standard input"))
     try:
-        return Path(source).read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"--input {source}: cannot be read as UTF-8 text ({exc})") from None
+        data = Path(source).read_bytes()
+    except OSError as exc:
+        raise InputError(f"--input {source}: cannot be read ({exc.strerror or exc})") from None
+    return split_lines(decode_utf8(data, f"--input {source}"))
+
+
+def _write_output(output: str, data: bytes) -> None:
+    """`data` into the file `output`; a failure is one InputError naming the file (a partly written regular file
+    is removed, never left as a truncated result)."""
+    try:
+        with open(output, "wb") as f:
+            regular = stat.S_ISREG(os.fstat(f.fileno()).st_mode)
+            try:
+                f.write(data)
+                f.flush()
+            except OSError:
+                if regular:
+                    os.unlink(output)
+                raise
+    except IsADirectoryError:
+        raise InputError(f"--output {output}: is a directory; name a file inside it") from None
+    except OSError as exc:
+        raise InputError(f"--output {output}: cannot write ({exc.strerror or exc})") from None
+
+
+# Characters JSON leaves raw that some line readers (str.splitlines, editors) take for line breaks: escaped, so
+# one JSONL row stays one line for every reader.
+_LINE_BREAKS_IN_JSON = str.maketrans({"\u2028": "\\u2028", "\u2029": "\\u2029", "\x85": "\\u0085"})
+
+
+def _jsonl_line(row: dict) -> str:
+    return json.dumps(row, ensure_ascii=False).translate(_LINE_BREAKS_IN_JSON) + "\n"
 
 
 def _write_embeddings(output: str | None, texts: list[str], embeddings: np.ndarray) -> None:
     """.npy → a float32 [n, d] array; .jsonl or stdout → one {"index", "text", "embedding"} object per line."""
-    if output is not None and output.endswith(".npy"):
-        np.save(output, embeddings)
-        return
-    if output is not None and not output.endswith(".jsonl"):
+    if output is not None and not output.endswith((".npy", ".jsonl")):
         raise InputError(f"--output {output}: use a .npy or .jsonl file name (or omit it to write JSONL to stdout)")
+    if output is not None and output.endswith(".npy"):
+        buffer = io.BytesIO()
+        np.save(buffer, embeddings)
+        _write_output(output, buffer.getvalue())
+        return
     lines = (
-        json.dumps({"index": i, "text": t, "embedding": e.tolist()}, ensure_ascii=False)
+        _jsonl_line({"index": i, "text": t, "embedding": e.tolist()})
         for i, (t, e) in enumerate(zip(texts, embeddings, strict=True))
     )
     if output is None:
-        sys.stdout.writelines(line + "\n" for line in lines)
+        sys.stdout.writelines(lines)
     else:
-        Path(output).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        _write_output(output, "".join(lines).encode("utf-8"))
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
@@ -63,31 +112,35 @@ def cmd_encode(args: argparse.Namespace) -> None:
         print(f"wrote {embeddings.shape[0]} × {embeddings.shape[1]} embeddings to {args.output}", file=sys.stderr)
 
 
-def _model_fingerprint(model) -> str:
-    """What the corpus cache is keyed on: the weights' bytes and every config value that shapes the output."""
-    digest = hash_file(model.model_dir / "model.safetensors")
-    c = model.config
-    digest.update(repr((c.max_seq_length, c.do_lower_case, c.pooling_modes, c.normalize)).encode())
-    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json"):
-        if (model.model_dir / name).exists():
-            digest.update((model.model_dir / name).read_bytes())
-    return digest.hexdigest()
+def _corpus_embeddings(model, texts: list[str], source: str, batch_size: int) -> np.ndarray:
+    """The corpus's embeddings: from the cache when it holds exactly these (cache.cache_key), else encoded and
+    cached; a cache that cannot be written is warned about, not fatal."""
+    from .cache import cache_key, load_embeddings, save_embeddings
+
+    cache_dir = minibert_home() / "embeddings"
+    key = cache_key(model.config, texts)
+    embeddings = load_embeddings(cache_dir, key, (len(texts), model.get_sentence_embedding_dimension()))
+    if embeddings is None:
+        print(f"encoding {len(texts)} passages from {source} …", file=sys.stderr)
+        embeddings = model.encode(texts, batch_size=batch_size)
+        try:
+            save_embeddings(cache_dir, key, embeddings)
+        except OSError as exc:
+            _warn(
+                f"cannot write the embedding cache in {cache_dir} ({exc.strerror or exc}); the results are fine, "
+                "but the corpus will be encoded again next time (point MINIBERT_HOME at a writable directory)"
+            )
+    return embeddings
 
 
 def cmd_search(args: argparse.Namespace) -> None:
     from . import util
-    from .corpus import corpus_cache_key, load_cached_embeddings, read_corpus, save_cached_embeddings
+    from .corpus import read_corpus
     from .model import load
 
     passages = read_corpus(args.corpus)
     model = load(args.model)
-    cache_dir = minibert_home() / "embeddings"
-    key = corpus_cache_key(_model_fingerprint(model), args.corpus)
-    corpus_embeddings = load_cached_embeddings(cache_dir, key, len(passages))
-    if corpus_embeddings is None:
-        print(f"encoding {len(passages)} passages from {args.corpus} …", file=sys.stderr)
-        corpus_embeddings = model.encode([p.embed_text for p in passages], batch_size=args.batch_size)
-        save_cached_embeddings(cache_dir, key, corpus_embeddings)
+    corpus_embeddings = _corpus_embeddings(model, [p.embed_text for p in passages], args.corpus, args.batch_size)
     score_function = getattr(util, SCORE_FUNCTIONS[model.similarity_fn_name])
     query_embeddings = model.encode(list(args.queries))
     hits = util.semantic_search(query_embeddings, corpus_embeddings, top_k=args.top_k, score_function=score_function)
@@ -201,12 +254,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(exc: OSError) -> str:
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{exc.strerror or exc}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
+        sys.stdout.flush()  # a full disk or a closed pipe behind stdout shows here, not at interpreter exit
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can reach the reader
+        return BROKEN_PIPE_STATUS
     except MinibertError as exc:
         print(f"minibert: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"minibert: error: {_os_error(exc)}", file=sys.stderr)
         return 1
     return 0
 

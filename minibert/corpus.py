@@ -1,6 +1,12 @@
-"""Corpora for ``minibert search``: reading passage files and caching their embeddings.
+"""Text inputs of the command line: corpus files for ``minibert search``, and the one rule for reading text.
 
-Three file formats, chosen by extension (case-insensitive):
+Every text input is read by the same two functions. :func:`decode_utf8`: UTF-8, a leading byte-order mark
+tolerated, undecodable bytes reported by byte offset and line with a way to convert the file.
+:func:`split_lines`: lines end at ``\\n`` (a ``\\r`` before it is dropped) and nowhere else — not at U+2028, U+0085,
+form feed or a lone ``\\r``, which ``str.splitlines`` would also split on — so row *i* of ``minibert encode`` is
+line *i* of its input, and a corpus line is one passage.
+
+Corpus formats, chosen by extension (case-insensitive):
 
 * ``.tsv`` — ``id<TAB>text`` per line. The id is everything before the first tab; further tabs
   stay in the text.
@@ -10,44 +16,31 @@ Three file formats, chosen by extension (case-insensitive):
 * anything else — plain text, one passage per line; the id is the passage's 0-based index among
   the non-blank lines.
 
-Files are UTF-8 (a leading byte-order mark is tolerated). Blank lines are skipped in every format,
-lines may end in ``\\n`` or ``\\r\\n``, and surrounding whitespace is stripped from ids and texts.
-Every problem with a corpus file is an :class:`~minibert.errors.InputError` whose message names the
-file and, where there is one, the line (1-based, counting every physical line).
+Blank lines are skipped in every format, and surrounding whitespace is stripped from ids and texts. Every
+problem with a corpus file is an :class:`~minibert.errors.InputError` whose message names the file and, where
+there is one, the line (1-based, counting every physical line): malformed lines, duplicate ids, JSON nested
+too deeply to parse, and strings that are not valid Unicode (a JSON ``\\ud800`` escape decodes to a lone
+surrogate, which no tokenizer can read).
 
-Embeddings of a corpus are cached as ``<cache_dir>/<key>.npy`` where the key is a SHA-256 over the
-model's fingerprint and the corpus file's bytes, so an edited corpus or a different model never hits
-a stale entry, while moving or touching the file does not invalidate it.
+A corpus is read once: a pipe or a process substitution (``--corpus <(...)``) works, and what the embedding
+cache keys on is the parsed passages (:mod:`minibert.cache`), not a second read of the file.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import InputError
-from .files import hash_file
 
-__all__ = [
-    "Passage",
-    "corpus_cache_key",
-    "load_cached_embeddings",
-    "read_corpus",
-    "save_cached_embeddings",
-]
+__all__ = ["Passage", "decode_utf8", "read_corpus", "split_lines"]
 
 _BOM = b"\xef\xbb\xbf"
-_CACHE_KEY_RE = re.compile(r"[0-9A-Za-z_-]+")
-_CACHE_KEY_VERSION = b"minibert-corpus-embeddings-v1"
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -90,8 +83,32 @@ def read_corpus(path: str | os.PathLike[str]) -> list[Passage]:
     return passages
 
 
+def decode_utf8(data: bytes, source: str) -> str:
+    """`data` as text: UTF-8 with an optional BOM. Undecodable bytes are an InputError naming `source`, the byte
+    offset and the line, and how to convert the input."""
+    start = len(_BOM) if data.startswith(_BOM) else 0
+    try:
+        return data[start:].decode("utf-8")
+    except UnicodeDecodeError as e:
+        offset = start + e.start
+        line = data.count(b"\n", 0, offset) + 1
+        raise InputError(
+            f"{source} is not valid UTF-8: undecodable byte 0x{data[offset]:02x} at byte offset {offset} "
+            f"(line {line}); convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8 (naming its encoding)"
+        ) from None
+
+
+def split_lines(text: str) -> list[str]:
+    """The lines of `text`: split at ``\\n`` only, a ``\\r`` before it dropped, no empty last line for a final
+    newline. U+2028, U+0085, form feed and a lone ``\\r`` stay inside their line."""
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline ending the last line (or an empty text)
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
 def _read_text(p: Path) -> str:
-    """The file's contents as text: UTF-8 with an optional BOM, undecodable bytes reported by offset."""
+    """The file's contents as text (read once, so a pipe works too)."""
     try:
         data = p.read_bytes()
     except FileNotFoundError:
@@ -102,21 +119,22 @@ def _read_text(p: Path) -> str:
         if p.is_dir():  # Windows reports a directory as PermissionError
             raise InputError(f"corpus path {p} is a directory, not a file") from None
         raise InputError(f"cannot read corpus file {p}: {e.strerror or e}") from None
-    start = len(_BOM) if data.startswith(_BOM) else 0
-    try:
-        return data[start:].decode("utf-8")
-    except UnicodeDecodeError as e:
-        offset = start + e.start
-        line = data.count(b"\n", 0, offset) + 1
-        raise InputError(
-            f"corpus file {p} is not valid UTF-8: undecodable byte 0x{data[offset]:02x} at byte offset {offset} "
-            f"(line {line})"
-        ) from None
+    return decode_utf8(data, f"corpus file {p}")
 
 
 def _lines(text: str) -> list[tuple[int, str]]:
-    """(1-based line number, line) for each non-blank line; only ``\\n`` (and ``\\r\\n``) split lines."""
-    return [(i, line) for i, line in enumerate(text.split("\n"), start=1) if line.strip()]
+    """(1-based line number, line) for each non-blank line (:func:`split_lines`' rule)."""
+    return [(i, line) for i, line in enumerate(split_lines(text), start=1) if line.strip()]
+
+
+def _valid_unicode(where: str, field: str, value: str) -> str:
+    """`value`, or an InputError when it holds a lone surrogate (from a JSON \\ud800-style escape)."""
+    if (match := _LONE_SURROGATE.search(value)) is not None:
+        raise InputError(
+            f"{where}: field {field!r} holds a lone surrogate (U+{ord(match[0]):04X} at character {match.start()}, "
+            "from a \\u escape that is half of a pair), which is not valid Unicode; fix that escape in the file"
+        )
+    return value
 
 
 def _parse_plain(text: str) -> list[Passage]:
@@ -149,6 +167,8 @@ def _parse_jsonl(p: Path, text: str) -> list[Passage]:
             obj: Any = json.loads(line)
         except json.JSONDecodeError as e:
             raise InputError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+        except RecursionError:
+            raise InputError(f"{where}: JSON nested too deeply to parse; a passage is a flat object") from None
         if not isinstance(obj, dict):
             raise InputError(f"{where}: expected a JSON object, got {_json_type(obj)}")
         if "text" not in obj:
@@ -161,7 +181,7 @@ def _parse_jsonl(p: Path, text: str) -> list[Passage]:
             title = ""
         elif not isinstance(title, str):
             raise InputError(f"{where}: field 'title' must be a string, got {_json_type(title)}")
-        body, title = body.strip(), title.strip()
+        body, title = _valid_unicode(where, "text", body).strip(), _valid_unicode(where, "title", title).strip()
         if not body and not title:
             raise InputError(f"{where}: passage has empty text and no title")
         pid = _jsonl_id(where, obj, index)
@@ -176,7 +196,7 @@ def _jsonl_id(where: str, obj: dict[str, Any], index: int) -> str:
             raw = obj[field]
             if isinstance(raw, bool) or not isinstance(raw, (str, int)):
                 raise InputError(f"{where}: field {field!r} must be a string or an integer, got {_json_type(raw)}")
-            pid = str(raw).strip()
+            pid = _valid_unicode(where, field, str(raw)).strip()
             if not pid:
                 raise InputError(f"{where}: field {field!r} is empty")
             return pid
@@ -201,77 +221,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, list):
         return "an array"
     return "an object"
-
-
-# --------------------------------------------------------------------------------------------------
-# Embedding cache
-
-
-def corpus_cache_key(model_fingerprint: str, corpus_path: str | os.PathLike[str]) -> str:
-    """SHA-256 hex digest over the model fingerprint and the corpus file's bytes (read in chunks).
-
-    Depends on content only: the same bytes at another path or with another mtime give the same key.
-    """
-    h = hashlib.sha256()
-    h.update(_CACHE_KEY_VERSION + b"\0")
-    fp = model_fingerprint.encode("utf-8")
-    h.update(len(fp).to_bytes(8, "big") + fp)
-    p = Path(corpus_path)
-    try:
-        hash_file(p, h)
-    except FileNotFoundError:
-        raise InputError(f"corpus file {p} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"corpus path {p} is a directory, not a file") from None
-    except OSError as e:
-        raise InputError(f"cannot read corpus file {p}: {e.strerror or e}") from None
-    return h.hexdigest()
-
-
-def _cache_file(cache_dir: str | os.PathLike[str], key: str) -> Path:
-    if not _CACHE_KEY_RE.fullmatch(key):
-        raise InputError(f"invalid cache key {key!r}: expected letters, digits, '_' or '-'")
-    return Path(cache_dir) / f"{key}.npy"
-
-
-def load_cached_embeddings(cache_dir: str | os.PathLike[str], key: str, n_rows: int) -> np.ndarray | None:
-    """The cached ``(n_rows, dim)`` float embeddings for ``key``, or None when absent, unreadable or mismatched."""
-    path = _cache_file(cache_dir, key)
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return None
-    if not isinstance(arr, np.ndarray):  # a .npz archive under the .npy name
-        close = getattr(arr, "close", None)
-        if close is not None:
-            close()
-        return None
-    if arr.ndim != 2 or arr.shape[0] != n_rows:
-        return None
-    if not np.issubdtype(arr.dtype, np.floating):
-        return None
-    return arr
-
-
-def save_cached_embeddings(cache_dir: str | os.PathLike[str], key: str, embeddings: np.ndarray) -> Path:
-    """Write ``embeddings`` to ``<cache_dir>/<key>.npy`` atomically (temp file + ``os.replace``); return the path.
-
-    Creates ``cache_dir`` as needed. A failed write leaves no temp file behind.
-    """
-    path = _cache_file(cache_dir, key)
-    arr = np.asarray(embeddings)
-    if arr.ndim != 2:
-        raise InputError(f"embeddings to cache must be 2-D (rows, dim), got shape {arr.shape}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, arr, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    return path

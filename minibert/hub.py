@@ -445,6 +445,13 @@ def download(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
     target = minibert_model_dir(model_id)
     if not force and _is_complete(target):
         return target
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DownloadError(
+            f"cannot create {target.parent} to download into ({exc.strerror or exc}); MINIBERT_HOME "
+            f"({minibert_home()}) must be a directory you can write, or unset it for ~/.cache/minibert"
+        ) from None
 
     hub_problem = _hub_unavailable_reason()
     if hub_problem is None:

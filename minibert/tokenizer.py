@@ -57,6 +57,8 @@ from .errors import ModelLoadError, UnsupportedModelError
 from .files import present, read_json_object, regular_file_size
 from .packing import PackedBatch
 
+# Every file BatchTokenizer may read (tokenizer.json, else vocab.txt; tokenizer_config.json for the pad token)
+TOKENIZER_SOURCE_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json")
 # tokenizer.json model types minibert is built and tested for (BERT, DistilBERT and MPNet all use WordPiece)
 TOKENIZER_MODELS = ("WordPiece",)
 

@@ -121,3 +121,164 @@ def test_errors_are_one_clear_line(args, message):
     assert result.returncode == 1
     assert result.stderr.startswith("minibert: error: ") and message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ------------------------------------------------------------------------------ files, pipes and the OS
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(make_bert_dir):
+    return str(make_bert_dir("tiny"))
+
+
+def _one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert result.returncode == 1, (result.returncode, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minibert: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+@pytest.mark.parametrize("name", ["missing/out.npy", "missing/out.jsonl", "a-dir.npy", "full.npy", "full.jsonl"])
+def test_output_that_cannot_be_written_is_one_error_line(tmp_path, tiny_dir, name):
+    (tmp_path / "a-dir.npy").mkdir()
+    for full in ("full.npy", "full.jsonl"):
+        (tmp_path / full).symlink_to("/dev/full")  # a disk with no space left
+    output = tmp_path / name
+    result = run("encode", "--model", tiny_dir, "--output", str(output), stdin="one\ntwo\n")
+    reason = {"missing": "No such file or directory", "a-dir": "is a directory", "full": "No space left on device"}
+    _one_error_line(result, f"--output {output}", reason[name.split("/")[0].split(".")[0]])
+    assert not (tmp_path / "missing").exists() and (tmp_path / "a-dir.npy").is_dir()
+
+
+def test_a_full_disk_behind_stdout_is_one_error_line(tiny_dir):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [str(MINIBERT), "encode", "--model", tiny_dir], input="one\ntwo\n", stdout=full, stderr=subprocess.PIPE,
+            text=True, timeout=300,
+        )  # fmt: skip
+    _one_error_line(result, "No space left on device")
+
+
+def test_a_reader_that_goes_away_stops_the_command_quietly(tmp_path, tiny_dir):
+    """`minibert encode … | head -n 1`: no traceback, status 141 (128 + SIGPIPE) as for Unix tools."""
+    source = tmp_path / "in.txt"
+    source.write_text("".join(f"line number {i}\n" for i in range(5000)))
+    script = (
+        f'"{MINIBERT}" encode --model "{tiny_dir}" --input "{source}" | head -n 1; echo "status=${{PIPESTATUS[0]}}"'
+    )
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
+    first, status = result.stdout.strip().splitlines()
+    assert json.loads(first)["index"] == 0
+    assert status == "status=141" and result.stderr == "", result.stderr
+
+
+def test_minibert_home_that_is_a_file(tmp_path, tiny_dir):
+    """search answers without the cache (one warning); download fails with one line that names MINIBERT_HOME."""
+    home = tmp_path / "home"
+    home.write_text("not a directory")
+    env = {**os.environ, "MINIBERT_HOME": str(home)}
+    result = run("search", "--model", tiny_dir, "--corpus", str(CORPUS), "--top-k", "1", "bread", env=env)
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("minibert: warning: ")]
+    assert len(warnings) == 1 and "embedding cache" in warnings[0] and "Traceback" not in result.stderr
+    assert "query: bread" in result.stdout
+    _one_error_line(run("download", "--force", env=env), "MINIBERT_HOME", str(home))
+
+
+def test_row_i_is_line_i(tmp_path, tiny_dir):
+    """Only \\n ends a line (\\r\\n tolerated): U+2028, U+2029, U+0085, form feed and a lone \\r stay in their row."""
+    lines = ["a\u2028b", "\x85c", "", "d\x0ce\rf", "g\u2029h\x1ci"]
+    data = ("\r\n".join(lines[:2]) + "\n" + "\n".join(lines[2:]) + "\n").encode()
+    source = tmp_path / "in.txt"
+    source.write_bytes(data)
+    for result in (run("encode", "--model", tiny_dir, "--input", str(source)), run_bytes(tiny_dir, data)):
+        assert result.returncode == 0, result.stderr
+        rows = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [(r["index"], r["text"]) for r in rows] == list(enumerate(lines))
+
+
+def run_bytes(model_dir: str, stdin: bytes) -> subprocess.CompletedProcess:
+    done = subprocess.run(
+        [str(MINIBERT), "encode", "--model", model_dir], input=stdin, capture_output=True, timeout=300
+    )
+    return subprocess.CompletedProcess(done.args, done.returncode, done.stdout.decode(), done.stderr.decode())
+
+
+def test_stdin_that_is_not_utf8_is_reported_like_a_file(tiny_dir):
+    result = run_bytes(tiny_dir, "fine\ncafé au lait\n".encode("latin-1"))
+    _one_error_line(
+        result, "standard input is not valid UTF-8", "byte 0xe9 at byte offset 8 (line 2)", "iconv -f latin1 -t utf-8"
+    )
+    assert "surrogate" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "line, fragment",
+    [('{"text": "half a pair \\ud800"}', "field 'text' holds a lone surrogate"), ("[" * 100_000, "nested too deeply")],
+    ids=["surrogate escape", "nested 100000 deep"],
+)
+def test_corpus_problems_name_the_file_and_the_line(tmp_path, tiny_dir, line, fragment):
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"text": "fine"}\n' + line + "\n")
+    _one_error_line(run("search", "--model", tiny_dir, "--corpus", str(corpus), "q"), f"{corpus}, line 2", fragment)
+
+
+# ------------------------------------------------------------------------------ the embedding cache
+
+
+def _search(tiny_dir: str, corpus: str, home: Path, *queries: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MINIBERT_HOME": str(home)}
+    result = run("search", "--model", tiny_dir, "--corpus", corpus, "--top-k", "2", *(queries or ("q",)), env=env)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_the_same_bytes_parsed_two_ways_are_cached_apart(tmp_path, tiny_dir):
+    data = "p1\talpha passage about bread\np2\tbeta passage about seasons\n"
+    (tmp_path / "c.txt").write_text(data)
+    (tmp_path / "c.tsv").write_text(data)
+    as_tsv = _search(tiny_dir, str(tmp_path / "c.tsv"), tmp_path / "home")
+    as_txt = _search(tiny_dir, str(tmp_path / "c.txt"), tmp_path / "home")
+    assert "encoding" in as_tsv.stderr and "encoding" in as_txt.stderr  # the .txt reading is not served the .tsv rows
+    assert "[p1] alpha" in as_tsv.stdout and "p1\talpha" in as_txt.stdout
+    assert (
+        as_tsv.stdout.split("\n", 3)[2][:12] != as_txt.stdout.split("\n", 3)[2][:12] or as_tsv.stdout != as_txt.stdout
+    )
+    assert len(list((tmp_path / "home" / "embeddings").glob("*.npy"))) == 2
+
+
+def test_piped_corpora_are_keyed_on_what_was_read(tmp_path, tiny_dir):
+    """`--corpus <(...)`: read once; two different piped corpora never share an entry."""
+    home = tmp_path / "home"
+    outputs = []
+    for words in (("apples", "pears"), ("rockets", "planets")):
+        script = (
+            f'MINIBERT_HOME="{home}" "{MINIBERT}" search --model "{tiny_dir}" --top-k 2 '
+            f"--corpus <(printf '{words[0]}\\n{words[1]}\\n') q"
+        )
+        result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0 and "encoding 2 passages" in result.stderr, result.stderr
+        outputs.append(result.stdout)
+    assert "apples" in outputs[0] and "rockets" in outputs[1] and "apples" not in outputs[1]
+    assert len(list((home / "embeddings").glob("*.npy"))) == 2
+
+
+@pytest.mark.parametrize("damage", ["NaN rows", "fewer rows", "other dimension", "truncated"])
+def test_a_damaged_cache_entry_is_rebuilt_not_served(tmp_path, tiny_dir, damage):
+    home = tmp_path / "home"
+    first = _search(tiny_dir, str(CORPUS), home, "bread", "seasons")
+    (entry,) = (home / "embeddings").glob("*.npy")
+    rows = np.load(entry)
+    damaged = {
+        "NaN rows": lambda: np.save(entry, np.full_like(rows, np.nan)),
+        "fewer rows": lambda: np.save(entry, rows[:-1]),
+        "other dimension": lambda: np.save(entry, rows[:, :-1]),
+        "truncated": lambda: entry.write_bytes(entry.read_bytes()[:-100]),
+    }
+    damaged[damage]()
+    second = _search(tiny_dir, str(CORPUS), home, "bread", "seasons")
+    assert "encoding" in second.stderr and second.stdout == first.stdout
+    np.testing.assert_array_equal(np.load(entry), rows)  # the entry is whole again
+    third = _search(tiny_dir, str(CORPUS), home, "bread", "seasons")
+    assert "encoding" not in third.stderr and third.stdout == first.stdout

@@ -1,22 +1,16 @@
-"""Corpus reading (plain text, TSV, JSONL) and the corpus-embedding cache."""
+"""Corpus reading (plain text, TSV, JSONL), and the one rule for text inputs: UTF-8 decoding and line splitting.
+
+The embedding cache is tested in tests/test_cache.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from minibert.corpus import (
-    Passage,
-    corpus_cache_key,
-    load_cached_embeddings,
-    read_corpus,
-    save_cached_embeddings,
-)
+from minibert.corpus import Passage, decode_utf8, read_corpus, split_lines
 from minibert.errors import InputError, MinibertError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,8 +65,34 @@ def test_bom_is_tolerated(tmp_path):
 
 
 def test_unicode_line_separators_do_not_split_passages(tmp_path):
-    path = write(tmp_path, "c.txt", "one\u2028still one\x0cand more\ntwo\n")
-    assert [p.text for p in read_corpus(path)] == ["one\u2028still one\x0cand more", "two"]
+    path = write(tmp_path, "c.txt", "one\u2028still one\x0cand more\x85and\x1cthe\rsame\r\ntwo\n")
+    assert [p.text for p in read_corpus(path)] == ["one\u2028still one\x0cand more\x85and\x1cthe\rsame", "two"]
+
+
+@pytest.mark.parametrize(
+    "text, lines",
+    [
+        ("", []),
+        ("\n", [""]),
+        ("a", ["a"]),
+        ("a\n", ["a"]),
+        ("a\n\nb\n", ["a", "", "b"]),
+        ("a\r\nb\r\n", ["a", "b"]),
+        ("a\rb\n", ["a\rb"]),
+        ("a\u2028b\u2029c\x85d\x0be\x0cf\x1cg\x1dh\x1ei\n", ["a\u2028b\u2029c\x85d\x0be\x0cf\x1cg\x1dh\x1ei"]),
+        ("last\n\n", ["last", ""]),
+    ],
+)
+def test_only_newline_ends_a_line(text, lines):
+    assert split_lines(text) == lines
+    assert len(split_lines(text)) == text.count("\n") + (not text.endswith("\n") and text != "")
+
+
+def test_undecodable_text_names_the_source_and_says_how_to_convert():
+    with pytest.raises(InputError, match=r"^standard input is not valid UTF-8: undecodable byte 0xe9 at byte offset 6 "
+                       r"\(line 2\); convert it to UTF-8 first, e\.g\. iconv -f latin1 -t utf-8"):
+        decode_utf8("ok\ncaf\xe9\n".encode("latin-1"), "standard input")
+    assert decode_utf8(b"\xef\xbb\xbfcaf\xc3\xa9", "x") == "café"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -170,7 +190,13 @@ def test_jsonl_with_bom_and_non_ascii(tmp_path):
         ('{"text": "ok", "_id": " "}', r"field '_id' is empty"),
         ('{"text": "  "}', r"passage has empty text and no title"),
         ('{"_id": "a", "text": "dup"}', r"duplicate id 'a' \(first used on line 1\)"),
+        ('{"text": "bad \\ud800 escape"}', r"field 'text' holds a lone surrogate \(U\+D800 at character 4"),
+        ('{"text": "ok", "title": "\\udfff"}', r"field 'title' holds a lone surrogate \(U\+DFFF at character 0"),
+        ('{"text": "ok", "_id": "x\\udc80"}', r"field '_id' holds a lone surrogate"),
+        ("[" * 100_000 + "]" * 100_000, r"JSON nested too deeply to parse"),
+        ('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}", r"JSON nested too deeply to parse"),
     ],
+    ids=lambda v: v[:40] if isinstance(v, str) else v,
 )
 def test_jsonl_bad_lines_name_file_and_line(tmp_path, line, pattern):
     path = write(tmp_path, "bad.jsonl", '{"_id": "a", "text": "fine"}\n\n' + line + "\n")
@@ -222,156 +248,6 @@ def test_input_error_is_a_value_error(tmp_path):
         read_corpus(tmp_path / "missing.tsv")
     with pytest.raises(MinibertError):
         read_corpus(tmp_path / "missing.tsv")
-
-
-# --------------------------------------------------------------------------------------------------
-# Cache key
-
-
-def test_cache_key_depends_on_content_and_fingerprint_not_path(tmp_path):
-    a = write(tmp_path, "a.txt", "one\ntwo\n")
-    (tmp_path / "sub").mkdir()
-    b = write(tmp_path / "sub", "b.tsv", "one\ntwo\n")
-    c = write(tmp_path, "c.txt", "one\ntwo!\n")
-
-    key = corpus_cache_key("model-1", a)
-    assert len(key) == 64 and int(key, 16) >= 0
-    assert corpus_cache_key("model-1", str(a)) == key
-    assert corpus_cache_key("model-1", b) == key  # same bytes elsewhere
-    assert corpus_cache_key("model-1", c) != key  # different bytes
-    assert corpus_cache_key("model-2", a) != key  # different model
-
-
-def test_cache_key_ignores_mtime(tmp_path):
-    a = write(tmp_path, "a.txt", "one\n")
-    key = corpus_cache_key("m", a)
-    os.utime(a, (1_000_000, 1_000_000))
-    assert corpus_cache_key("m", a) == key
-
-
-def test_cache_key_fingerprint_and_content_do_not_run_together(tmp_path):
-    a = write(tmp_path, "a.txt", "bc")
-    b = write(tmp_path, "b.txt", "c")
-    assert corpus_cache_key("a", a) != corpus_cache_key("ab", b)
-
-
-def test_cache_key_streams_large_files(tmp_path):
-    data = os.urandom(3 * (1 << 20) + 17)
-    a = write(tmp_path, "big.bin", data)
-    assert corpus_cache_key("m", a) != corpus_cache_key("m", write(tmp_path, "big2.bin", data[:-1]))
-    assert corpus_cache_key("m", a) == corpus_cache_key("m", write(tmp_path, "big3.bin", data))
-
-
-def test_cache_key_missing_corpus(tmp_path):
-    with pytest.raises(InputError, match="does not exist"):
-        corpus_cache_key("m", tmp_path / "nope.txt")
-
-
-# --------------------------------------------------------------------------------------------------
-# Cache files
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
-def test_save_load_round_trip(tmp_path, dtype):
-    emb = np.random.default_rng(0).standard_normal((5, 8)).astype(dtype)
-    cache_dir = tmp_path / "deep" / "cache"
-    path = save_cached_embeddings(cache_dir, "k" * 64, emb)
-    assert path == cache_dir / f"{'k' * 64}.npy"
-    loaded = load_cached_embeddings(cache_dir, "k" * 64, 5)
-    assert loaded is not None
-    assert loaded.dtype == emb.dtype
-    assert np.array_equal(loaded, emb)
-
-
-def test_save_overwrites_existing_entry(tmp_path):
-    save_cached_embeddings(tmp_path, "key", np.zeros((2, 3), np.float32))
-    save_cached_embeddings(tmp_path, "key", np.ones((4, 3), np.float32))
-    assert load_cached_embeddings(tmp_path, "key", 2) is None
-    assert np.array_equal(load_cached_embeddings(tmp_path, "key", 4), np.ones((4, 3), np.float32))
-
-
-def test_load_missing_returns_none(tmp_path):
-    assert load_cached_embeddings(tmp_path, "absent", 3) is None
-    assert load_cached_embeddings(tmp_path / "no-such-dir", "absent", 3) is None
-
-
-def test_load_wrong_row_count_returns_none(tmp_path):
-    save_cached_embeddings(tmp_path, "key", np.zeros((3, 4), np.float32))
-    assert load_cached_embeddings(tmp_path, "key", 2) is None
-    assert load_cached_embeddings(tmp_path, "key", 4) is None
-    assert load_cached_embeddings(tmp_path, "key", 3) is not None
-
-
-@pytest.mark.parametrize(
-    "content",
-    [
-        b"",
-        b"garbage that is not an npy file",
-        b"\x93NUMPY\x01\x00",  # truncated header
-    ],
-)
-def test_load_corrupt_returns_none(tmp_path, content):
-    (tmp_path / "key.npy").write_bytes(content)
-    assert load_cached_embeddings(tmp_path, "key", 3) is None
-
-
-def test_load_truncated_data_returns_none(tmp_path):
-    path = save_cached_embeddings(tmp_path, "key", np.ones((3, 4), np.float32))
-    path.write_bytes(path.read_bytes()[:-5])
-    assert load_cached_embeddings(tmp_path, "key", 3) is None
-
-
-def test_load_rejects_pickled_and_non_float_arrays(tmp_path):
-    np.save(tmp_path / "obj.npy", np.array([[{"a": 1}]] * 3, dtype=object), allow_pickle=True)
-    assert load_cached_embeddings(tmp_path, "obj", 3) is None
-    np.save(tmp_path / "ints.npy", np.zeros((3, 2), np.int64))
-    assert load_cached_embeddings(tmp_path, "ints", 3) is None
-    np.save(tmp_path / "flat.npy", np.zeros(3, np.float32))
-    assert load_cached_embeddings(tmp_path, "flat", 3) is None
-
-
-def test_load_npz_under_npy_name_returns_none(tmp_path):
-    with open(tmp_path / "zip.npy", "wb") as f:
-        np.savez(f, a=np.zeros((3, 2)))
-    assert load_cached_embeddings(tmp_path, "zip", 3) is None
-
-
-def test_atomic_write_leaves_no_temp_files(tmp_path):
-    save_cached_embeddings(tmp_path, "key", np.zeros((2, 2), np.float32))
-    save_cached_embeddings(tmp_path, "key", np.ones((2, 2), np.float32))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.npy"]
-
-
-def test_failed_write_leaves_no_temp_file_and_keeps_old_entry(tmp_path):
-    save_cached_embeddings(tmp_path, "key", np.zeros((2, 2), np.float32))
-    with pytest.raises(ValueError):  # object arrays need pickling, which is never allowed
-        save_cached_embeddings(tmp_path, "key", np.array([[object(), object()]], dtype=object))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["key.npy"]
-    assert np.array_equal(load_cached_embeddings(tmp_path, "key", 2), np.zeros((2, 2), np.float32))
-
-
-def test_save_rejects_non_2d(tmp_path):
-    with pytest.raises(InputError, match="2-D"):
-        save_cached_embeddings(tmp_path, "key", np.zeros(3, np.float32))
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("key", ["", "../escape", "a/b", "a.npy", "x y"])
-def test_invalid_keys_rejected(tmp_path, key):
-    with pytest.raises(InputError, match="invalid cache key"):
-        save_cached_embeddings(tmp_path, key, np.zeros((1, 1), np.float32))
-    with pytest.raises(InputError, match="invalid cache key"):
-        load_cached_embeddings(tmp_path, key, 1)
-
-
-def test_cache_end_to_end_with_real_key(tmp_path):
-    corpus = write(tmp_path, "c.txt", "a\nb\nc\n")
-    key = corpus_cache_key("fp", corpus)
-    emb = np.arange(6, dtype=np.float32).reshape(3, 2)
-    save_cached_embeddings(tmp_path / "cache", key, emb)
-    assert np.array_equal(load_cached_embeddings(tmp_path / "cache", key, len(read_corpus(corpus))), emb)
-    corpus.write_text("a\nb\nc\nd\n")
-    assert load_cached_embeddings(tmp_path / "cache", corpus_cache_key("fp", corpus), 4) is None
 
 
 # --------------------------------------------------------------------------------------------------
