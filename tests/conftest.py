@@ -93,8 +93,13 @@ def reference_hidden_states(model_dir: Path, batch) -> np.ndarray:
     return output.last_hidden_state.numpy()[real]
 
 
-def pytest_report_header() -> str:
-    """The SIMD levels NumPy dispatches to in this run (NPY_DISABLE_CPU_FEATURES switches some off)."""
+def pytest_terminal_summary(terminalreporter) -> None:
+    """The SIMD levels NumPy dispatched to in this run, printed last even under -q (NPY_DISABLE_CPU_FEATURES
+    switches some off: `make test` runs the numeric tests at three levels)."""
+    terminalreporter.write_line(_numpy_simd_levels())
+
+
+def _numpy_simd_levels() -> str:
     import numpy as np
 
     features = getattr(np._core._multiarray_umath, "__cpu_features__", {})
