@@ -1,4 +1,4 @@
-"""The ``minibert`` command line: encode, search, info, download, bench.
+"""The ``minibert`` command line: encode, search, info, download, serve, bench.
 
 Every subcommand takes ``--model`` (default all-MiniLM-L6-v2), resolved like ``minibert.load``.
 Errors are one line on stderr, ``minibert: error: …``, exit status 1: what minibert raises on purpose, and
@@ -29,9 +29,9 @@ from . import bench
 from .bench.options import add_arguments as add_bench_arguments
 from .corpus import decode_utf8, split_lines
 from .errors import InputError, MinibertError
-from .hub import DEFAULT_MODEL, download, minibert_home
+from .hub import DEFAULT_MODEL, SHORT_DEFAULT, download, minibert_home
+from .serve.settings import add_arguments as add_serve_arguments
 
-SHORT_DEFAULT = DEFAULT_MODEL.split("/", 1)[1]
 SCORE_FUNCTIONS = {"cosine": "cos_sim", "dot": "dot_score"}
 
 
@@ -204,6 +204,12 @@ def cmd_download(args: argparse.Namespace) -> None:
     print(download(args.name, force=args.force))
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .serve.run import run  # Starlette, uvicorn and prometheus_client are imported only when serving
+
+    return run(args)
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from .bench.run import run  # the benchmark itself (contenders, report, plot) is imported only when it runs
 
@@ -243,6 +249,15 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--force", action="store_true", help="fetch again even when cached")
     fetch.set_defaults(run=cmd_download)
 
+    serve = sub.add_parser(
+        "serve",
+        help="an OpenAI- and TEI-compatible embedding server (pip install 'minibert[serve]')",
+        description="Serve embeddings over HTTP: POST /v1/embeddings (OpenAI), POST /embed (TEI), GET /info, "
+        "/health, /metrics, with dynamic batching across requests. README 'Serving' has the limits and statuses.",
+    )
+    add_serve_arguments(serve)
+    serve.set_defaults(run=cmd_serve)
+
     speed = sub.add_parser(
         "bench",
         help="CPU speed: minibert vs sentence-transformers and ONNX Runtime on a corpus",
@@ -262,7 +277,7 @@ def _os_error(exc: OSError) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args) or 0
         sys.stdout.flush()  # a full disk or a closed pipe behind stdout shows here, not at interpreter exit
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more can reach the reader
@@ -273,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"minibert: error: {_os_error(exc)}", file=sys.stderr)
         return 1
-    return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ from .errors import DownloadError, InputError, InputTypeError, ModelNotFoundErro
 from .files import hash_file, stat_failure
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+SHORT_DEFAULT = DEFAULT_MODEL.split("/", 1)[1]  # how the CLI options name it
 SHORT_NAME_ORG = "sentence-transformers"
 
 # Files snapshot_download fetches: what minibert reads, never .bin / onnx / openvino / h5 / msgpack.
@@ -476,6 +477,7 @@ def download(name: str = DEFAULT_MODEL, *, force: bool = False) -> Path:
 
 __all__ = [
     "DEFAULT_MODEL",
+    "SHORT_DEFAULT",
     "canonical_model_id",
     "download",
     "find_in_hf_cache",

@@ -219,10 +219,17 @@ class SentenceTransformer:
         """The token ids the encoder sees for `texts`, packed (``.to_padded()`` for sentence-transformers' layout)."""
         return self.tokenizer(_as_text_list(texts)[0])
 
+    def embed(self, batch: PackedBatch, normalize: bool | None = None) -> np.ndarray:
+        """A packed batch's embeddings [B, d], float32: the backend's pooled vectors, then Dense and — when
+        `normalize`, by default when the model directory has a Normalize module — L2 normalization."""
+        pooled = self.encoder.embed(batch)  # [B, C · modes]
+        return after_pooling(
+            pooled, self.weights.dense, self.config, normalized=self.encoder.normalizes, normalize_output=normalize
+        )  # [B, d]
+
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        """texts -> the model's embeddings [B, d]: tokenize, the backend's pooled vectors, then Dense / Normalize."""
-        pooled = self.encoder.embed(self.tokenizer(texts))  # [B, C · modes]
-        return after_pooling(pooled, self.weights.dense, self.config, normalized=self.encoder.normalizes)  # [B, d]
+        """texts -> the model's embeddings [B, d] (tokenized, then :meth:`embed`)."""
+        return self.embed(self.tokenizer(texts))
 
     def encode(
         self,

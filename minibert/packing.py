@@ -11,6 +11,8 @@ Shape letters: N = tokens of the batch, B = sequences, T = the longest sequence.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -47,6 +49,14 @@ class PackedBatch:
     token_type_ids: np.ndarray  # [N] int64
     cu_seqlens: np.ndarray  # [B + 1] int64: 0, …, N, non-decreasing
     pad_token_id: int
+
+    @classmethod
+    def from_ids(cls, sequences: Sequence[Sequence[int]], pad_token_id: int) -> PackedBatch:
+        """Pack token-id sequences (special tokens included) end to end; token types 0 (single sentences)."""
+        lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))  # [B]
+        cu_seqlens = np.concatenate([[0], np.cumsum(lengths)])  # [B + 1]
+        input_ids = np.fromiter(itertools.chain.from_iterable(sequences), np.int64, int(cu_seqlens[-1]))  # [N]
+        return cls(input_ids, np.zeros_like(input_ids), cu_seqlens, pad_token_id)
 
     @property
     def lengths(self) -> np.ndarray:

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .config import DenseConfig, ModelConfig
+from .errors import InputError
 from .forward import gelu, relu
 from .packing import position_in_sequence
 from .weights import DenseLayer
@@ -111,11 +112,23 @@ def normalize_while_pooling(config: ModelConfig) -> bool:
 
 
 def after_pooling(
-    pooled: np.ndarray, dense_layers: Sequence[DenseLayer], config: ModelConfig, *, normalized: bool
+    pooled: np.ndarray,
+    dense_layers: Sequence[DenseLayer],
+    config: ModelConfig,
+    *,
+    normalized: bool,
+    normalize_output: bool | None = None,
 ) -> np.ndarray:
-    """The modules after Pooling, for every backend: Dense*, then Normalize when the model has one (skipped when
-    the backend `normalized` while pooling). [B, C · modes] -> [B, d] float32."""
+    """The modules after Pooling, for every backend: Dense*, then Normalize. [B, C · modes] -> [B, d] float32.
+
+    `normalize_output`: whether the result is L2-normalized; None follows the model directory (its Normalize
+    module). `normalized`: the backend already normalized while pooling (:func:`normalize_while_pooling`), which
+    cannot be undone, so asking for ``normalize_output=False`` then is an InputError.
+    """
+    unit = config.normalize if normalize_output is None else normalize_output
+    if normalized and not unit:
+        raise InputError("this backend normalizes inside its pooling kernel; unnormalized embeddings need device='cpu'")
     embeddings = pooled
     for layer, layer_config in zip(dense_layers, config.dense_layers, strict=True):
         embeddings = dense(embeddings, layer, layer_config)  # [B, I] -> [B, O]
-    return normalize(embeddings) if config.normalize and not normalized else embeddings  # [B, d]
+    return normalize(embeddings) if unit and not normalized else embeddings  # [B, d]

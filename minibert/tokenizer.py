@@ -43,12 +43,10 @@ the vocab.txt fallback, DistilBERT's and MPNet's), and compare prefix and whole-
 
 from __future__ import annotations
 
-import itertools
 import re
 import string
 from pathlib import Path
 
-import numpy as np
 from tokenizers import Encoding, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
@@ -273,6 +271,11 @@ class BatchTokenizer:
         self._cutter = LongTextCutter.for_tokenizer(tokenizer) if self._content_tokens > 0 else None
         self._long_chars = _LONG_TEXT_FACTOR * config.max_seq_length
         self._chunk_chars = _CHUNK_FACTOR * config.max_seq_length
+        # the special tokens the template puts around one sentence's word pieces, read off a probe encoding
+        probe = tokenizer.encode("a")
+        content = [i for i, special in enumerate(probe.special_tokens_mask) if not special]
+        self._prefix = probe.ids[: content[0]] if content else probe.ids
+        self._suffix = probe.ids[content[-1] + 1 :] if content else []
 
     def _encode_long(self, text: str) -> Encoding:
         """`text`'s truncated encoding, read from a prefix that holds enough tokens (module docstring).
@@ -311,10 +314,20 @@ class BatchTokenizer:
             encodings[row] = self._encode_long(texts[row])
         return encodings
 
+    def token_ids(self, texts: list[str]) -> list[list[int]]:
+        """Each text's truncated token ids, special tokens included: what :meth:`__call__` packs."""
+        return [encoding.ids for encoding in self.encode(texts)]
+
+    @property
+    def max_content_tokens(self) -> int:
+        """Word pieces a sequence keeps: max_seq_length less the special tokens around them."""
+        return max(self.max_seq_length - len(self._prefix) - len(self._suffix), 0)
+
+    def with_special_tokens(self, content_ids: list[int]) -> list[int]:
+        """Token ids given without special tokens (as a text's word pieces), wrapped in the model's special tokens
+        (``[CLS] … [SEP]``, ``<s> … </s>``) and truncated to max_seq_length as a text would be."""
+        return [*self._prefix, *content_ids[: self.max_content_tokens], *self._suffix]
+
     def __call__(self, texts: list[str]) -> PackedBatch:
         """Tokenize `texts` (already validated strings) into a packed batch."""
-        encodings = self.encode(texts)
-        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))  # [B]
-        cu_seqlens = np.concatenate([[0], np.cumsum(lengths)])  # [B + 1]
-        input_ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), np.int64, int(cu_seqlens[-1]))
-        return PackedBatch(input_ids, np.zeros_like(input_ids), cu_seqlens, self.pad_token_id)
+        return PackedBatch.from_ids(self.token_ids(texts), self.pad_token_id)

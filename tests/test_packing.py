@@ -10,6 +10,7 @@ import torch
 from minibert.forward import position_ids as padded_position_ids
 from minibert.packing import PackedBatch
 from minibert.pooling import pool
+from tests.arch_fixtures import make_mpnet_dir  # noqa: F401 (a pytest fixture)
 from tests.conftest import assert_close
 
 POOLING_MODES = ["cls", "mean", "max", "mean_sqrt_len_tokens", "weightedmean", "lasttoken"]
@@ -70,3 +71,19 @@ def test_a_sequence_without_tokens_pools_to_zeros():
     np.testing.assert_array_equal(pooled[1, POOLING_MODES.index("cls")], hidden[0])
     np.testing.assert_array_equal(pooled[1, POOLING_MODES.index("lasttoken")], hidden[2])
     np.testing.assert_array_equal(pooled[3, POOLING_MODES.index("mean")], hidden[3])
+
+
+@pytest.mark.parametrize("arch", ["bert", "mpnet"])
+def test_token_ids_given_without_special_tokens_are_wrapped_like_text(arch, make_bert_dir, make_mpnet_dir):  # noqa: F811
+    """BatchTokenizer.with_special_tokens (the server's token-id inputs): [CLS] … [SEP] / <s> … </s> read off the
+    tokenizer's own template, truncated to max_seq_length as text is."""
+    import minibert
+
+    model = minibert.SentenceTransformer({"bert": make_bert_dir, "mpnet": make_mpnet_dir}[arch]("tiny"))
+    tokenizer = model.tokenizer
+    for ids in tokenizer.token_ids(["hello world", "", "a somewhat longer sentence, with punctuation!"]):
+        assert tokenizer.with_special_tokens(ids[1:-1]) == ids
+    long = tokenizer.with_special_tokens(list(range(5, 5 + 1000)))
+    assert len(long) == model.max_seq_length and long[1:-1] == list(range(5, 5 + tokenizer.max_content_tokens))
+    packed = PackedBatch.from_ids([[1, 2, 3], [], [4]], pad_token_id=0)
+    assert packed.input_ids.tolist() == [1, 2, 3, 4] and packed.cu_seqlens.tolist() == [0, 3, 3, 4]

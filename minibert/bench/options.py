@@ -9,10 +9,8 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError, positive_int
-from ..hub import DEFAULT_MODEL
+from ..hub import SHORT_DEFAULT
 from .corpus import CORPUS_ENV
-
-SHORT_DEFAULT = DEFAULT_MODEL.split("/", 1)[1]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,243 @@
+"""The ASGI application (Starlette): routes, limits, authentication, metrics and the request log.
+
+Routes: ``POST /v1/embeddings`` (OpenAI), ``GET /v1/models`` (OpenAI's list), ``POST /embed`` (TEI), ``GET /info``,
+``GET /health`` (503 until the models are loaded), ``GET /metrics`` (Prometheus text format). Every route but
+``/health`` needs ``Authorization: Bearer KEY`` when the server has an API key (compared in constant time).
+
+Every response to a bad request is a JSON error in the route's API shape (:mod:`minibert.serve.protocol`) with the
+status that says what went wrong; a failure inside the server is a 500 whose body says only that (the traceback
+goes to the server's log, never to the client). Each request is logged once at INFO: method, path, status,
+inputs, tokens, milliseconds.
+
+The models load in a worker thread after the server starts listening, so ``/health`` answers 503 meanwhile;
+embedding requests get 503 too. If a model cannot be loaded the server stops with status 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .. import __version__
+from ..pooling import normalize
+from .batcher import Batcher, ClientGone, Job
+from .metrics import CONTENT_TYPE, Metrics
+from .models import ServedModel, ServedModels
+from .protocol import OPENAI, TEI, ApiError, EmbedRequest, check_dimensions, openai_response, parse_openai, parse_tei
+from .settings import Settings
+
+logger = logging.getLogger("minibert.serve")
+
+
+@dataclass
+class Outcome:
+    """What a route handler produced, for the log and the metrics."""
+
+    response: Response
+    inputs: int = 0
+    tokens: int = 0
+
+
+class Server:
+    """The state the routes share: models, batcher, metrics, limits."""
+
+    def __init__(self, models: ServedModels, settings: Settings, on_fatal: Callable[[str], None]) -> None:
+        self.models, self.settings, self.on_fatal = models, settings, on_fatal
+        self.metrics = Metrics()
+        self.batcher = Batcher(settings.max_batch_tokens, self.metrics)
+        self.in_flight = 0
+
+    # ------------------------------------------------------------------------------------------ plumbing
+
+    def _authorize(self, request: Request) -> None:
+        key = self.settings.api_key
+        if key is None:
+            return
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), key.encode()):
+            raise ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+
+    async def _json_body(self, request: Request) -> Any:
+        limit = self.settings.payload_limit
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, f"the body is {int(declared)} bytes, over this server's --payload-limit of {limit}")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"the body is over this server's --payload-limit of {limit} bytes")
+            chunks.append(chunk)
+        try:
+            return json.loads(b"".join(chunks))
+        except (ValueError, RecursionError) as exc:
+            raise ApiError(400, f"the body is not valid JSON ({exc})") from None
+
+    async def _handle(
+        self, request: Request, api: str, route: str, handler: Callable[[Request], Awaitable[Outcome]]
+    ) -> Response:
+        start = time.perf_counter()
+        outcome = Outcome(Response(status_code=500))
+        try:
+            if route != "/health":
+                self._authorize(request)
+            outcome = await handler(request)
+        except ApiError as err:
+            headers = {"Retry-After": str(err.retry_after)} if err.retry_after else None
+            if err.status == 401:
+                headers = {"WWW-Authenticate": "Bearer"}
+            outcome.response = JSONResponse(err.body(api), status_code=err.status, headers=headers)
+        except ClientGone:
+            outcome.response = Response(status_code=499)  # nginx's "client closed request": nobody reads it
+        except Exception:
+            logger.exception("internal error on %s %s", request.method, request.url.path)
+            outcome.response = JSONResponse(
+                ApiError(500, "internal server error (details are in the server's log)").body(api), status_code=500
+            )
+        seconds = time.perf_counter() - start
+        status = outcome.response.status_code
+        self.metrics.requests.labels(route, str(status)).inc()
+        self.metrics.latency.labels(route).observe(seconds)
+        logger.info(
+            "%s %s %d inputs=%d tokens=%d %.1fms",
+            request.method, request.url.path, status, outcome.inputs, outcome.tokens, 1000 * seconds,
+        )  # fmt: skip
+        return outcome.response
+
+    def _ready(self) -> None:
+        if not self.models.ready:
+            raise ApiError(503, "the models are still loading; retry in a moment", retry_after=1)
+
+    async def _embed(self, request: Request, served: ServedModel, req: EmbedRequest) -> tuple[np.ndarray, int]:
+        """The request's embeddings [n, d'] as it asked for them, and its token count."""
+        if self.in_flight >= self.settings.max_concurrent_requests:
+            raise ApiError(
+                429,
+                f"the server has {self.in_flight} requests in flight (--max-concurrent-requests); retry shortly",
+                retry_after=1,
+            )
+        self.in_flight += 1
+        self.metrics.in_flight.inc()
+        try:
+            sequences = await asyncio.to_thread(served.sequences, req)  # tokenizing a large request: off the loop
+            rows = await self.batcher.submit(Job(served, sequences, request.is_disconnected))  # [n, d]
+        finally:
+            self.in_flight -= 1
+            self.metrics.in_flight.dec()
+        if req.dimensions is not None:
+            rows = rows[:, : req.dimensions]
+        unit = served.model.config.normalize if req.normalize is None else req.normalize
+        return (normalize(rows) if unit else rows), sum(map(len, sequences))
+
+    # ------------------------------------------------------------------------------------------ routes
+
+    async def openai_embeddings(self, request: Request) -> Outcome:
+        self._ready()
+        req = parse_openai(await self._json_body(request), self.settings.max_client_batch_size)
+        served = self.models.find(req.model)
+        check_dimensions(req, served.dimension)
+        rows, tokens = await self._embed(request, served, req)
+        body = openai_response(rows, req.encoding_format, req.model, tokens)
+        return Outcome(JSONResponse(body), req.count, tokens)
+
+    async def openai_models(self, request: Request) -> Outcome:
+        self._ready()
+        data = [{"id": m.name, "object": "model", "owned_by": "minibert"} for m in self.models.models]
+        return Outcome(JSONResponse({"object": "list", "data": data}))
+
+    async def tei_embed(self, request: Request) -> Outcome:
+        self._ready()
+        req = parse_tei(await self._json_body(request), self.settings.max_client_batch_size)
+        served = self.models.find(None)
+        check_dimensions(req, served.dimension)
+        rows, tokens = await self._embed(request, served, req)
+        return Outcome(JSONResponse(rows.tolist()), req.count, tokens)
+
+    async def info(self, request: Request) -> Outcome:
+        self._ready()
+        first = self.models.models[0]
+        config = first.model.config
+        settings = self.settings
+        body = {
+            "model_id": first.name,
+            "model_dtype": "float32",
+            "model_type": {"embedding": {"pooling": "+".join(config.pooling_modes)}},
+            "dimensions": first.dimension,
+            "normalized": config.normalize,
+            "max_input_length": config.max_seq_length,
+            "max_batch_tokens": settings.max_batch_tokens,
+            "max_client_batch_size": settings.max_client_batch_size,
+            "max_concurrent_requests": settings.max_concurrent_requests,
+            "payload_limit": settings.payload_limit,
+            "auto_truncate": True,
+            "models": [
+                {"name": m.name, "aliases": list(m.names), "dimensions": m.dimension} for m in self.models.models
+            ],
+            "version": __version__,
+        }
+        return Outcome(JSONResponse(body))
+
+    async def health(self, request: Request) -> Outcome:
+        self._ready()
+        return Outcome(JSONResponse({"status": "ok"}))
+
+    async def prometheus(self, request: Request) -> Outcome:
+        return Outcome(Response(self.metrics.exposition(), media_type=CONTENT_TYPE))
+
+    # ------------------------------------------------------------------------------------------ lifecycle
+
+    async def _load(self) -> None:
+        try:
+            await asyncio.to_thread(self.models.load)
+        except Exception as exc:  # a model that cannot be loaded: this server can never be healthy
+            self.on_fatal(f"{type(exc).__name__}: {exc}")
+            return
+        names = ", ".join(m.name for m in self.models.models)
+        logger.info("models loaded: %s", names)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette):
+        tasks = [asyncio.create_task(self.batcher.run()), asyncio.create_task(self._load())]
+        yield
+        for task in tasks:
+            task.cancel()
+
+
+def create_app(models: ServedModels, settings: Settings, on_fatal: Callable[[str], None]) -> Starlette:
+    """The Starlette application serving `models` under `settings`; `on_fatal` is called when loading fails."""
+    server = Server(models, settings, on_fatal)
+
+    def route(path: str, api: str, handler: Callable[[Request], Awaitable[Outcome]], method: str) -> Route:
+        async def endpoint(request: Request) -> Response:
+            return await server._handle(request, api, path, handler)
+
+        return Route(path, endpoint, methods=[method])
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        api = OPENAI if request.url.path.startswith("/v1/") else TEI
+        return JSONResponse(ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}").body(api),
+                            status_code=exc.status_code)  # fmt: skip
+
+    routes = [
+        route("/v1/embeddings", OPENAI, server.openai_embeddings, "POST"),
+        route("/v1/models", OPENAI, server.openai_models, "GET"),
+        route("/embed", TEI, server.tei_embed, "POST"),
+        route("/info", TEI, server.info, "GET"),
+        route("/health", TEI, server.health, "GET"),
+        route("/metrics", TEI, server.prometheus, "GET"),
+    ]
+    return Starlette(routes=routes, lifespan=server.lifespan, exception_handlers={HTTPException: http_error})

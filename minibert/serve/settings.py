@@ -1,0 +1,60 @@
+"""The server's limits and the options of ``minibert serve`` (light: the CLI builds these without importing the
+server's dependencies, which are the ``serve`` extra)."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from ..errors import positive_int
+from ..hub import SHORT_DEFAULT
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The server's limits (``minibert serve`` options; defaults as text-embeddings-inference's)."""
+
+    max_batch_tokens: int = 16384
+    max_client_batch_size: int = 32
+    max_concurrent_requests: int = 512
+    payload_limit: int = 2_000_000
+    api_key: str | None = None
+
+
+# The limits as options: (Settings field, what it bounds); each is --field-with-dashes, a positive integer.
+LIMITS = {
+    "max_batch_tokens": "tokens per forward batch, across requests",
+    "max_client_batch_size": "inputs one request may send; more: 413",
+    "max_concurrent_requests": "requests in flight before new ones get 429",
+    "payload_limit": "largest request body in bytes; more: 413",
+}
+
+
+def _option(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `minibert serve`."""
+    defaults = Settings()
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="[ALIAS=]MODEL",
+        help=f"a model to serve (repeat for several; the first is TEI's); default {SHORT_DEFAULT}",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
+    parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
+    parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every route but /health")
+    for field, bounds in LIMITS.items():
+        default = getattr(defaults, field)
+        parser.add_argument(_option(field), type=int, default=default, help=f"{bounds} (default {default})")
+    parser.add_argument(
+        "--graceful-timeout", type=int, default=30, help="seconds in-flight requests get after SIGTERM (default 30)"
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The Settings the parsed options describe (InputError, one line, for a value the server cannot run with)."""
+    limits = {field: positive_int(_option(field), getattr(args, field)) for field in LIMITS}
+    return Settings(**limits, api_key=args.api_key or None)
