@@ -85,8 +85,12 @@ class Server:
         return self.process.wait(60)
 
 
-async def _load(client, url: str, model: str, batches: list[list[str]], concurrency: int) -> tuple[float, list, int]:
-    """Send `batches` (one request each) from `concurrency` workers; (docs/s, per-request seconds, errors)."""
+async def _load(url: str, model: str, batches: list[list[str]], concurrency: int) -> tuple[float, list, int]:
+    """Send `batches` (one request each) from `concurrency` workers over keep-alive connections opened for this
+    phase (a connection left idle between phases is closed by the server's keep-alive timeout, and reusing it
+    would race that close); (docs/s, per-request seconds, errors)."""
+    import httpx
+
     queue = list(reversed(batches))
     latencies: list[float] = []
     errors = 0
@@ -102,9 +106,11 @@ async def _load(client, url: str, model: str, batches: list[list[str]], concurre
             if response.status_code != 200 or len(response.json()["data"]) != len(texts):
                 errors += 1
 
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return sum(map(len, batches)) / (time.perf_counter() - start), latencies, errors
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return sum(map(len, batches)) / (time.perf_counter() - start), latencies, errors
 
 
 def _percentiles(latencies: list[float]) -> tuple[float, float, float]:
@@ -120,8 +126,7 @@ async def _main(args: argparse.Namespace) -> None:
     texts = [p.embed_text for p in read_corpus(args.corpus or default_corpus())][: args.limit]
     queries = [p.embed_text for p in read_corpus(QUERIES)] if QUERIES.is_file() else texts[:43]
     model = minibert.SentenceTransformer(args.model)
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=300) as client:
         cold = []
         for _ in range(1 if args.smoke else 3):
             server = Server(args.model)
@@ -129,7 +134,7 @@ async def _main(args: argparse.Namespace) -> None:
             if len(cold) < (1 if args.smoke else 3):
                 server.stop()
         model.encode(texts[:32], batch_size=32)  # warm-up, both sides
-        await _load(client, server.url, args.model, [texts[:32]], 1)
+        await _load(server.url, args.model, [texts[:32]], 1)
         plans = {"(a) 32 clients × 1 passage": (32, [[t] for t in texts]),
                  "(b) 4 clients × 32 passages": (4, [texts[i : i + 32] for i in range(0, len(texts), 32)])}  # fmt: skip
         results: dict[str, list[tuple[float, tuple, int]]] = {"direct encode, batch 32": []}
@@ -140,11 +145,11 @@ async def _main(args: argparse.Namespace) -> None:
             model.encode(texts, batch_size=32)
             results["direct encode, batch 32"].append((len(texts) / (time.perf_counter() - start), (), 0))
             for name, (concurrency, batches) in plans.items():
-                docs, latencies, errors = await _load(client, server.url, args.model, batches, concurrency)
+                docs, latencies, errors = await _load(server.url, args.model, batches, concurrency)
                 results[name].append((docs, _percentiles(latencies), errors))
         rss_before = server.rss_mb()
         cycled = [[queries[i % len(queries)]] for i in range(args.rss_requests)]
-        _, _, rss_errors = await _load(client, server.url, args.model, cycled, 32)
+        _, _, rss_errors = await _load(server.url, args.model, cycled, 32)
         rss_after = server.rss_mb()
         status = server.stop()
 
