@@ -1,4 +1,4 @@
-"""The ``minibert`` command line: encode, search, info, download, serve, bench.
+"""The ``minibert`` command line: encode, search, eval, info, download, serve, bench.
 
 Every subcommand takes ``--model`` (default all-MiniLM-L6-v2), resolved like ``minibert.load``.
 Errors are one line on stderr, ``minibert: error: …``, exit status 1: what minibert raises on purpose, and
@@ -122,7 +122,7 @@ def _corpus_embeddings(model, texts: list[str], source: str, batch_size: int) ->
     embeddings = load_embeddings(cache_dir, key, (len(texts), model.get_sentence_embedding_dimension()))
     if embeddings is None:
         print(f"encoding {len(texts)} passages from {source} …", file=sys.stderr)
-        embeddings = model.encode(texts, batch_size=batch_size)
+        embeddings = model.encode(texts, batch_size=batch_size, show_progress_bar=True)
         try:
             save_embeddings(cache_dir, key, embeddings)
         except OSError as exc:
@@ -149,6 +149,52 @@ def cmd_search(args: argparse.Namespace) -> None:
         for rank, hit in enumerate(query_hits, 1):
             passage = passages[hit["corpus_id"]]
             print(f"{rank:>3}. {hit['score']:.4f}  [{passage.id}] {passage.embed_text}")
+
+
+def _metrics_table(means: dict[str, float]) -> str:
+    """The metrics as a markdown table, one row per measure, one column per cut-off, rounded to 5 decimals."""
+    from .evaluation import K_VALUES, MRR_K_VALUES
+
+    lines = ["| metric | " + " | ".join(f"@{k}" for k in K_VALUES) + " |", "|---" * (len(K_VALUES) + 1) + "|"]
+    for name in ("NDCG", "MAP", "Recall", "P"):
+        lines.append(f"| {name} | " + " | ".join(f"{means[f'{name}@{k}']:.5f}" for k in K_VALUES) + " |")
+    return "\n".join([*lines, *(f"\nMRR@{k}: {means[f'MRR@{k}']:.5f}" for k in MRR_K_VALUES)])
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from . import util
+    from .eval_data import load_eval_set
+    from .evaluation import K_VALUES, evaluate
+    from .model import load
+
+    data = load_eval_set(args.data, args.split)
+    model = load(args.model)
+    documents = _corpus_embeddings(model, [p.embed_text for p in data.corpus], data.source, args.batch_size)
+    print(f"encoding {len(data.queries)} queries …", file=sys.stderr)
+    queries = model.encode([q.text for q in data.queries], batch_size=args.batch_size, show_progress_bar=True)
+    score_function = getattr(util, SCORE_FUNCTIONS[model.similarity_fn_name])
+    top_k = min(max(K_VALUES), len(data.corpus))
+    hits = util.semantic_search(queries, documents, top_k=top_k, score_function=score_function)
+    run = {
+        query.id: {data.corpus[hit["corpus_id"]].id: hit["score"] for hit in query_hits}
+        for query, query_hits in zip(data.queries, hits, strict=True)
+    }
+    means, _ = evaluate(data.qrels, run)
+    print(f"{data.source}: {len(data.queries)} queries, {len(data.corpus)} documents, model {args.model} "
+          f"({model.similarity_fn_name})\n")  # fmt: skip
+    print(_metrics_table(means))
+    if args.output:
+        report = {
+            "model": str(model.model_dir),
+            "data": data.source,
+            "split": args.split,
+            "queries": len(data.queries),
+            "documents": len(data.corpus),
+            "score_function": model.similarity_fn_name,
+            "metrics": means,
+        }
+        _write_output(args.output, (json.dumps(report, indent=2) + "\n").encode())
+        print(f"\nwrote {args.output}", file=sys.stderr)
 
 
 def _print_rows(rows: dict[str, object]) -> None:
@@ -239,6 +285,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--batch-size", type=int, default=32)
     search.add_argument("queries", nargs="+", metavar="QUERY")
     search.set_defaults(run=cmd_search)
+
+    evaluation = with_model(
+        sub.add_parser("eval", help="retrieval metrics (NDCG, MAP, Recall, P @k; MRR@10) on a judged query set")
+    )
+    evaluation.add_argument(
+        "data", nargs="+", metavar="DATA", help="a BEIR folder, or three files: corpus, queries, qrels (qid 0 pid rel)"
+    )
+    evaluation.add_argument("--split", default="test", help="the BEIR qrels split (default test)")
+    evaluation.add_argument("--output", help="also write the metrics (full precision) to this JSON file")
+    evaluation.add_argument("--batch-size", type=int, default=32)
+    evaluation.set_defaults(run=cmd_eval)
 
     info = with_model(sub.add_parser("info", help="describe a model (or --list the models minibert is made for)"))
     info.add_argument("--list", action="store_true", help="print the MS MARCO / multi-qa model table")
