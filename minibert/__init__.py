@@ -12,6 +12,7 @@ from .errors import (
     UnsupportedModelError,
 )
 from .model import SentenceTransformer, load
+from .quantization import quantize_embeddings
 
 __version__ = "0.1.0"
 
@@ -27,5 +28,6 @@ __all__ = [
     "UnsupportedModelError",
     "__version__",
     "load",
+    "quantize_embeddings",
     "util",
 ]

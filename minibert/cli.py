@@ -30,10 +30,9 @@ from .bench.options import add_arguments as add_bench_arguments
 from .corpus import decode_utf8, split_lines
 from .errors import InputError, MinibertError
 from .hub import DEFAULT_MODEL, SHORT_DEFAULT, download, minibert_home
+from .quantization import PRECISIONS
 from .serve.settings import add_arguments as add_serve_arguments
-
-SCORE_FUNCTIONS = {"cosine": "cos_sim", "dot": "dot_score"}
-
+from .util import SIMILARITY_FUNCTIONS
 
 BROKEN_PIPE_STATUS = 128 + 13  # 128 + SIGPIPE: what a shell reports for a tool killed by a closed pipe
 
@@ -106,7 +105,13 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
     texts = _read_lines(args.input)
     model = load(args.model)
-    embeddings = model.encode(texts, batch_size=args.batch_size, normalize_embeddings=args.normalize)
+    embeddings = model.encode(
+        texts,
+        batch_size=args.batch_size,
+        normalize_embeddings=args.normalize,
+        prompt_name=args.prompt_name,
+        precision=args.precision,
+    )
     _write_embeddings(args.output, texts, embeddings)
     if args.output:
         print(f"wrote {embeddings.shape[0]} × {embeddings.shape[1]} embeddings to {args.output}", file=sys.stderr)
@@ -122,7 +127,7 @@ def _corpus_embeddings(model, texts: list[str], source: str, batch_size: int) ->
     embeddings = load_embeddings(cache_dir, key, (len(texts), model.get_sentence_embedding_dimension()))
     if embeddings is None:
         print(f"encoding {len(texts)} passages from {source} …", file=sys.stderr)
-        embeddings = model.encode(texts, batch_size=batch_size, show_progress_bar=True)
+        embeddings = model.encode_document(texts, batch_size=batch_size, show_progress_bar=True)
         try:
             save_embeddings(cache_dir, key, embeddings)
         except OSError as exc:
@@ -141,8 +146,8 @@ def cmd_search(args: argparse.Namespace) -> None:
     passages = read_corpus(args.corpus)
     model = load(args.model)
     corpus_embeddings = _corpus_embeddings(model, [p.embed_text for p in passages], args.corpus, args.batch_size)
-    score_function = getattr(util, SCORE_FUNCTIONS[model.similarity_fn_name])
-    query_embeddings = model.encode(list(args.queries))
+    score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
+    query_embeddings = model.encode_query(list(args.queries))
     hits = util.semantic_search(query_embeddings, corpus_embeddings, top_k=args.top_k, score_function=score_function)
     for query, query_hits in zip(args.queries, hits, strict=True):
         print(f"\nquery: {query}")
@@ -171,8 +176,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     model = load(args.model)
     documents = _corpus_embeddings(model, [p.embed_text for p in data.corpus], data.source, args.batch_size)
     print(f"encoding {len(data.queries)} queries …", file=sys.stderr)
-    queries = model.encode([q.text for q in data.queries], batch_size=args.batch_size, show_progress_bar=True)
-    score_function = getattr(util, SCORE_FUNCTIONS[model.similarity_fn_name])
+    queries = model.encode_query([q.text for q in data.queries], batch_size=args.batch_size, show_progress_bar=True)
+    score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
     top_k = min(max(K_VALUES), len(data.corpus))
     hits = util.semantic_search(queries, documents, top_k=top_k, score_function=score_function)
     run = {
@@ -226,6 +231,7 @@ def cmd_info(args: argparse.Namespace) -> None:
     model = load(args.model)
     c = model.config
     dense = [f"{d.in_features}→{d.out_features} {d.activation}" for d in c.dense_layers]
+    score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
     _print_rows(
         {
             "model": str(model.model_dir),
@@ -241,7 +247,9 @@ def cmd_info(args: argparse.Namespace) -> None:
             "dense layers": ", ".join(dense) or "none",
             "embedding dimension": c.embedding_dim,
             "normalized": "yes" if c.normalize else "no",
-            "score function": f"{model.similarity_fn_name} (util.{SCORE_FUNCTIONS[model.similarity_fn_name]})",
+            "score function": f"{model.similarity_fn_name} (util.{score_function.__name__})",
+            "prompts": ", ".join(f"{name}={text!r}" for name, text in model.prompts.items() if text) or "none",
+            "default prompt": model.default_prompt_name or "none",
         }
     )
 
@@ -277,6 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--output", help="OUT.npy or OUT.jsonl (default: JSONL on stdout)")
     encode.add_argument("--batch-size", type=int, default=32)
     encode.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
+    encode.add_argument(
+        "--precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="float32 (default), or quantized as sentence-transformers' quantize_embeddings: int8 / uint8 codes, "
+        "binary / ubinary packed bits (one byte per 8 dimensions)",
+    )
+    encode.add_argument("--prompt-name", help="a prompt of the model's (e.g. query, document) to put before each line")
     encode.set_defaults(run=cmd_encode)
 
     search = with_model(sub.add_parser("search", help="rank a corpus's passages for each query"))

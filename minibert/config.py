@@ -3,8 +3,8 @@
 Reads a sentence-transformers model directory once — ``config.json`` (the transformer),
 ``modules.json`` (the module pipeline), ``sentence_bert_config.json`` (max_seq_length,
 do_lower_case), ``N_Pooling/config.json`` (pooling modes), ``N_Dense/config.json`` (dense layers),
-the presence of a Normalize module and ``config_sentence_transformers.json`` (score function) —
-and folds it into the frozen :class:`ModelConfig`. Nothing downstream re-reads JSON.
+the presence of a Normalize module and ``config_sentence_transformers.json`` (score function, prompts,
+default prompt name) — and folds it into the frozen :class:`ModelConfig`. Nothing downstream re-reads JSON.
 
 BERT, DistilBERT and MPNet differ in how they name config keys (mapped here onto BERT's names) and
 in three pieces of math, which become flags rather than architecture checks in the forward pass:
@@ -13,8 +13,10 @@ attention bias (MPNet).
 
 Follows sentence-transformers' own loading rules (``SentenceTransformer._load_sbert_model``,
 ``Transformer``, ``Pooling``): a directory without ``modules.json`` is a plain transformers model,
-which sentence-transformers wraps with mean pooling. Differs in one place: a ``max_seq_length``
-larger than the position table is clamped to it (the reference would crash on such inputs).
+which sentence-transformers wraps with mean pooling. Differs where the reference is loose: a ``max_seq_length``
+larger than the position table is clamped to it (the reference would crash on such inputs); a
+``similarity_fn_name`` it does not know (a multi-vector "maxsim") is refused, not ignored; a Pooling module
+with ``include_prompt: false`` is refused (minibert pools over every token, prompt tokens included).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ _LEGACY_POOLING_KEYS = {
     "pooling_mode_lasttoken": "lasttoken",
 }
 POOLING_MODES = tuple(_LEGACY_POOLING_KEYS.values())
+# sentence-transformers' single-vector similarity functions (SentenceTransformer.SUPPORTED_SIMILARITY_FN_NAMES).
+SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,8 @@ class ModelConfig:
     dense_layers: tuple[DenseConfig, ...]
     normalize: bool
     similarity_fn_name: str | None  # as config_sentence_transformers.json declares it, if it does
+    prompts: dict[str, str]  # config_sentence_transformers.json's prompts (name -> text), as declared; not mutated
+    default_prompt_name: str | None  # the prompt encode() applies when none is asked for, as declared
 
     @property
     def head_dim(self) -> int:
@@ -208,7 +214,10 @@ def _pooling_modes(path: Path) -> tuple[str, ...]:
                 f"{path}: pooling mode {mode!r} is not supported; expected one of {', '.join(POOLING_MODES)}"
             )
     if cfg.get("include_prompt", True) is not True:
-        raise UnsupportedModelError(f"{path}: include_prompt=false is not supported")
+        raise UnsupportedModelError(
+            f"{path}: include_prompt=false (pooling that leaves out the prompt's tokens) is not supported; "
+            "minibert pools over every token, prompt included"
+        )
     return modes
 
 
@@ -315,14 +324,27 @@ def _sentence_bert_fields(model_dir: Path, max_positions: int) -> tuple[int, boo
     return min(max_seq_length, max_positions), do_lower_case
 
 
-def _similarity_fn_name(model_dir: Path) -> str | None:
-    """The score function the model was trained for, when config_sentence_transformers.json records it."""
+def _sentence_transformers_fields(model_dir: Path) -> dict[str, Any]:
+    """similarity_fn_name, prompts and default_prompt_name from config_sentence_transformers.json (absent: none).
+
+    A prompt that is null counts as "" (as sentence-transformers fills it). Whether default_prompt_name names a
+    prompt is checked by the model, against these prompts merged with its own (minibert.model).
+    """
     path = model_dir / "config_sentence_transformers.json"
     cfg = read_json_object(path) if present(path) else {}
     name = cfg.get("similarity_fn_name")
-    if name not in (None, "cosine", "dot"):
-        raise UnsupportedModelError(f"{path}: similarity_fn_name {name!r} is not supported (cosine or dot)")
-    return name
+    if name is not None and name not in SIMILARITY_FN_NAMES:
+        raise UnsupportedModelError(
+            f"{path}: similarity_fn_name {name!r} is not supported ({', '.join(SIMILARITY_FN_NAMES)})"
+        )
+    prompts = cfg.get("prompts") or {}
+    if not isinstance(prompts, dict) or not all(isinstance(text, (str, type(None))) for text in prompts.values()):
+        raise ModelLoadError(f"{path}: 'prompts' must map prompt names to prompt texts (strings), found {prompts!r}")
+    prompts = {prompt_name: text or "" for prompt_name, text in prompts.items()}
+    default_prompt_name = cfg.get("default_prompt_name")
+    if default_prompt_name is not None and not isinstance(default_prompt_name, str):
+        raise ModelLoadError(f"{path}: 'default_prompt_name' must be a str or null, found {default_prompt_name!r}")
+    return {"similarity_fn_name": name, "prompts": prompts, "default_prompt_name": default_prompt_name}
 
 
 def load_config(model_dir: str | Path) -> ModelConfig:
@@ -346,6 +368,6 @@ def load_config(model_dir: str | Path) -> ModelConfig:
         pooling_modes=pooling_modes,
         dense_layers=dense_layers,
         normalize=normalize,
-        similarity_fn_name=_similarity_fn_name(model_dir),
+        **_sentence_transformers_fields(model_dir),
         **fields,
     )

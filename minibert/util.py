@@ -1,14 +1,19 @@
 """Similarity scores and semantic search on NumPy embeddings.
 
 This module follows ``sentence_transformers.util`` (its common subset: :func:`cos_sim`, :func:`dot_score`,
-:func:`pairwise_cos_sim`, :func:`pairwise_dot_score`, :func:`normalize_embeddings`, :func:`semantic_search`)
-with the same names, arguments, shapes and return formats, so code written against sentence-transformers keeps
-working when it swaps the import. Where it differs:
+:func:`euclidean_sim`, :func:`manhattan_sim`, their ``pairwise_`` forms, :func:`normalize_embeddings`,
+:func:`semantic_search`, :func:`quantize_embeddings`) with the same names, arguments, shapes and return formats, so
+code written against sentence-transformers keeps working when it swaps the import. :func:`semantic_search_binary`
+follows ``sentence_transformers.util.quantization.semantic_search_faiss`` on a binary corpus, without faiss.
+Where it differs:
 
 * Inputs are anything :func:`numpy.asarray` accepts (arrays, nested lists, CPU tensors); outputs are NumPy
   arrays, never tensors. Sparse tensors are not supported.
 * Scores are computed and returned in float32 whatever the input's dtype (sentence-transformers keeps float64
-  inputs in float64). Integer and boolean inputs are converted to float32.
+  inputs in float64). Integer and boolean inputs are converted to float32. :func:`euclidean_sim` expands
+  ‖a − b‖² = ‖a‖² + ‖b‖² − 2 a·b in float64 before the square root, so nearly equal rows get distances near 0
+  (``torch.cdist``, which sentence-transformers calls, expands in float32 beyond 25 rows and can be off by ~1e-3
+  there).
 * Bad input raises :class:`~minibert.errors.InputError` (a ``ValueError``) or
   :class:`~minibert.errors.InputTypeError` (a ``TypeError``) with a message naming the problem, instead of
   whatever torch happens to raise. The pairwise functions need both inputs to have the same shape (no
@@ -30,16 +35,27 @@ import numpy as np
 
 from .errors import InputError, InputTypeError, positive_int
 from .pooling import normalize
+from .quantization import BINARY_DTYPES, quantize_embeddings, unpack_bits
 
 __all__ = [
+    "PAIRWISE_SIMILARITY_FUNCTIONS",
+    "SIMILARITY_FUNCTIONS",
     "cos_sim",
     "dot_score",
+    "euclidean_sim",
+    "manhattan_sim",
     "normalize_embeddings",
     "pairwise_cos_sim",
     "pairwise_dot_score",
+    "pairwise_euclidean_sim",
+    "pairwise_manhattan_sim",
+    "quantize_embeddings",
     "semantic_search",
+    "semantic_search_binary",
 ]
 
+
+Hits = list[list[dict[str, int | float]]]  # per query, {"corpus_id": int, "score": float} dicts, best first
 
 # dtype kinds accepted as embeddings: bool, signed / unsigned int, float.
 _NUMERIC_KINDS = "biuf"
@@ -154,6 +170,74 @@ def pairwise_cos_sim(a: Any, b: Any) -> np.ndarray:
     return np.einsum("...d,...d->...", normalize(a_arr), normalize(b_arr))  # [n] or []
 
 
+def euclidean_sim(a: Any, b: Any) -> np.ndarray:
+    """Negative Euclidean distance of every row of ``a`` to every row of ``b``: res[i, j] = −‖a[i] − b[j]‖.
+
+    ``a``: [n, dim] or [dim]; ``b``: [m, dim] or [dim]. Returns float32 [n, m]. ‖a‖² + ‖b‖² − 2 a·b is taken in
+    float64 (exact products of the float32 inputs), clamped at 0 and square-rooted.
+    """
+    a2, b2 = _check_dims(_as_rows(a, "a"), _as_rows(b, "b"), "a", "b")
+    a64, b64 = _f32(a2).astype(np.float64), _f32(b2).astype(np.float64)
+    squared = np.einsum("nd,nd->n", a64, a64)[:, None] + np.einsum("md,md->m", b64, b64) - 2 * (a64 @ b64.T)  # [n, m]
+    return -np.sqrt(np.maximum(squared, 0)).astype(np.float32)
+
+
+_BLOCK_ELEMENTS = 1 << 22  # manhattan_sim's [rows, cols, dim] difference blocks: at most 16 MiB of float32
+
+
+def manhattan_sim(a: Any, b: Any) -> np.ndarray:
+    """Negative Manhattan (L1) distance of every row of ``a`` to every row of ``b``: res[i, j] = −Σ |a[i] − b[j]|.
+
+    ``a``: [n, dim] or [dim]; ``b``: [m, dim] or [dim]. Returns float32 [n, m], computed over blocks of rows so that
+    the [rows, cols, dim] differences stay small.
+    """
+    a2, b2 = _check_dims(_as_rows(a, "a"), _as_rows(b, "b"), "a", "b")
+    a2, b2 = _f32(a2), _f32(b2)
+    (n, dim), m = a2.shape, b2.shape[0]
+    cols = max(1, min(m, _BLOCK_ELEMENTS // max(dim, 1)))
+    rows = max(1, _BLOCK_ELEMENTS // (cols * max(dim, 1)))
+    distances = np.empty((n, m), dtype=np.float32)
+    for i in range(0, n, rows):
+        for j in range(0, m, cols):
+            difference = a2[i : i + rows, None, :] - b2[None, j : j + cols, :]  # [rows, cols, dim]
+            distances[i : i + rows, j : j + cols] = np.abs(difference).sum(axis=-1)
+    return -distances
+
+
+def pairwise_euclidean_sim(a: Any, b: Any) -> np.ndarray:
+    """Negative Euclidean distance of matching rows: res[i] = −‖a[i] − b[i]‖.
+
+    ``a``, ``b``: both [n, dim] (returns float32 [n]) or both [dim] (returns a 0-d float32 array).
+    """
+    a_arr, b_arr = _pairwise_inputs(a, b)
+    difference = a_arr - b_arr  # [n, dim] or [dim]
+    return -np.sqrt(np.einsum("...d,...d->...", difference, difference))  # [n] or []
+
+
+def pairwise_manhattan_sim(a: Any, b: Any) -> np.ndarray:
+    """Negative Manhattan (L1) distance of matching rows: res[i] = −Σ |a[i] − b[i]|.
+
+    ``a``, ``b``: both [n, dim] (returns float32 [n]) or both [dim] (returns a 0-d float32 array).
+    """
+    a_arr, b_arr = _pairwise_inputs(a, b)
+    return -np.abs(a_arr - b_arr).sum(axis=-1)  # [n] or []
+
+
+# sentence-transformers' similarity_fn_name values -> the score functions (SimilarityFunction.to_similarity_fn).
+SIMILARITY_FUNCTIONS: dict[str, Callable[[Any, Any], np.ndarray]] = {
+    "cosine": cos_sim,
+    "dot": dot_score,
+    "euclidean": euclidean_sim,
+    "manhattan": manhattan_sim,
+}
+PAIRWISE_SIMILARITY_FUNCTIONS: dict[str, Callable[[Any, Any], np.ndarray]] = {
+    "cosine": pairwise_cos_sim,
+    "dot": pairwise_dot_score,
+    "euclidean": pairwise_euclidean_sim,
+    "manhattan": pairwise_manhattan_sim,
+}
+
+
 def _top_k_columns(values: np.ndarray, k: int) -> np.ndarray:
     """Boolean mask [rows, cols] selecting exactly ``k`` columns per row: the ``k`` largest values, ties at
     the boundary going to the leftmost columns, NaN counted as the smallest value. ``0 < k < cols``."""
@@ -211,6 +295,57 @@ def _scores(
     return scores
 
 
+def _chunked_top_k(
+    queries: np.ndarray,
+    corpus: np.ndarray,
+    top_k: int,
+    query_chunk_size: int,
+    corpus_chunk_size: int,
+    prepare: Callable[[np.ndarray], np.ndarray],
+    score: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``top_k`` best scores of every query over the corpus, chunk by chunk: (scores, corpus ids), both
+    [n_queries, min(top_k, n_corpus)], the ids increasing along each row (ties at the boundary keep the lower id).
+
+    ``prepare(corpus rows [c, ...])`` readies one corpus chunk, once; ``score(query rows [q, ...], chunk)`` gives
+    its [q, c] scores (higher is better). At most a [query_chunk_size, corpus_chunk_size] score matrix exists.
+    """
+    n_queries, n_corpus = queries.shape[0], corpus.shape[0]
+    query_starts = range(0, n_queries, query_chunk_size)
+    # Running top-k per query chunk. Per row, ids increase left to right (earlier chunks hold lower ids and
+    # _select keeps column order), which is what the tie-break relies on.
+    best = []
+    for query_start in query_starts:
+        rows = min(query_chunk_size, n_queries - query_start)
+        best.append((np.empty((rows, 0), np.float32), np.empty((rows, 0), np.intp)))  # [q, 0] each
+    for corpus_start in range(0, n_corpus, corpus_chunk_size):
+        corpus_chunk = prepare(corpus[corpus_start : corpus_start + corpus_chunk_size])
+        chunk_ids = np.arange(corpus_start, corpus_start + corpus_chunk.shape[0])  # [c]
+        for chunk_index, query_start in enumerate(query_starts):
+            scores = score(queries[query_start : query_start + query_chunk_size], corpus_chunk)  # [q, c]
+            scores, ids = _select(scores, np.broadcast_to(chunk_ids, scores.shape), top_k)  # [q, <= top_k]
+            previous_scores, previous_ids = best[chunk_index]
+            best[chunk_index] = _select(
+                np.concatenate([previous_scores, scores], axis=1),  # [q, <= 2 * top_k]
+                np.concatenate([previous_ids, ids], axis=1),
+                top_k,
+            )
+    return np.concatenate([scores for scores, _ in best]), np.concatenate([ids for _, ids in best])
+
+
+def _hits(scores: np.ndarray, ids: np.ndarray, reported: np.ndarray | None = None) -> Hits:
+    """[q, k] scores and corpus ids (increasing along each row) -> per query, ``{"corpus_id", "score"}`` dicts by
+    decreasing score; equal scores keep the lower id first, NaN sorts last. ``reported`` (default ``scores``) gives
+    each hit's "score"."""
+    order = np.argsort(-scores, axis=1, kind="stable")  # stable: ascending ids among equal scores
+    sorted_ids = np.take_along_axis(ids, order, axis=1).tolist()
+    sorted_scores = np.take_along_axis(scores if reported is None else reported, order, axis=1).tolist()
+    return [
+        [{"corpus_id": corpus_id, "score": value} for corpus_id, value in zip(row_ids, row_scores, strict=True)]
+        for row_ids, row_scores in zip(sorted_ids, sorted_scores, strict=True)
+    ]
+
+
 def semantic_search(
     query_embeddings: Any,
     corpus_embeddings: Any,
@@ -218,7 +353,7 @@ def semantic_search(
     corpus_chunk_size: int = 500000,
     top_k: int = 10,
     score_function: Callable[[Any, Any], Any] = cos_sim,
-) -> list[list[dict[str, int | float]]]:
+) -> Hits:
     """The ``top_k`` best-scoring corpus entries of each query, like ``sentence_transformers.util.semantic_search``.
 
     Args:
@@ -230,7 +365,8 @@ def semantic_search(
             [n_queries, n_corpus] matrix is never built.
         top_k: hits kept per query (all corpus entries when the corpus is smaller). Must be positive.
         score_function: ``f(queries [q, dim], corpus [c, dim]) -> scores [q, c]``, higher is better; e.g.
-            :func:`cos_sim` (default) or :func:`dot_score`. May return anything ``np.asarray`` reads.
+            :func:`cos_sim` (default), :func:`dot_score` or :func:`euclidean_sim`. May return anything
+            ``np.asarray`` reads.
 
     Returns:
         One list per query, of ``{"corpus_id": int, "score": float}`` dicts sorted by decreasing score
@@ -253,51 +389,127 @@ def semantic_search(
         "query_embeddings",
         "corpus_embeddings",
     )  # [n_queries, dim], [n_corpus, dim]; still in the caller's dtype, converted chunk by chunk
-    n_queries, n_corpus = queries.shape[0], corpus.shape[0]
-    if n_queries == 0:
+    if queries.shape[0] == 0:
         return []
-
-    # Running top-k of every query over the corpus chunks seen so far, one entry per query chunk. Per row, ids
-    # increase left to right (earlier chunks hold lower ids and _select keeps column order), which is what the
-    # tie-break relies on.
-    query_starts = range(0, n_queries, query_chunk_size)
-    best_scores: list[np.ndarray | None] = [None] * len(query_starts)  # [q, <= top_k] each
-    best_ids: list[np.ndarray | None] = [None] * len(query_starts)
 
     # cos_sim renormalizes both inputs on every call; normalizing each corpus chunk once (as sentence-transformers
     # does) and taking dot products gives the same scores.
     normalized = score_function is cos_sim
 
-    for corpus_start in range(0, n_corpus, corpus_chunk_size):
-        corpus_chunk = _f32(corpus[corpus_start : corpus_start + corpus_chunk_size])  # [c, dim]
-        if normalized:
-            corpus_chunk = normalize(corpus_chunk)
-        chunk_ids = np.arange(corpus_start, corpus_start + corpus_chunk.shape[0])  # [c]
-        for chunk_index, query_start in enumerate(query_starts):
-            query_chunk = _f32(queries[query_start : query_start + query_chunk_size])  # [q, dim]
-            scores = _scores(score_function, query_chunk, corpus_chunk, normalized)  # [q, c]
-            ids = np.broadcast_to(chunk_ids, scores.shape)  # [q, c]
-            scores, ids = _select(scores, ids, top_k)  # [q, <= top_k]
-            previous_scores = best_scores[chunk_index]
-            if previous_scores is not None:
-                scores = np.concatenate([previous_scores, scores], axis=1)  # [q, <= 2 * top_k]
-                ids = np.concatenate([best_ids[chunk_index], ids], axis=1)
-                scores, ids = _select(scores, ids, top_k)
-            best_scores[chunk_index], best_ids[chunk_index] = scores, ids
+    def prepare(corpus_rows: np.ndarray) -> np.ndarray:  # [c, dim] -> float32 [c, dim]
+        return normalize(_f32(corpus_rows)) if normalized else _f32(corpus_rows)
 
-    results: list[list[dict[str, int | float]]] = []
-    for chunk_index, query_start in enumerate(query_starts):
-        scores, ids = best_scores[chunk_index], best_ids[chunk_index]
-        n_in_chunk = min(query_chunk_size, n_queries - query_start)
-        if scores is None:  # empty corpus
-            results.extend([] for _ in range(n_in_chunk))
-            continue
-        # Decreasing score; the stable sort keeps ascending ids among equal scores. NaN sorts last.
-        order = np.argsort(-scores, axis=1, kind="stable")
-        sorted_scores = np.take_along_axis(scores, order, axis=1).tolist()
-        sorted_ids = np.take_along_axis(ids, order, axis=1).tolist()
-        for row_scores, row_ids in zip(sorted_scores, sorted_ids, strict=True):
-            results.append(
-                [{"corpus_id": corpus_id, "score": score} for corpus_id, score in zip(row_ids, row_scores, strict=True)]
-            )
+    def score(query_rows: np.ndarray, corpus_chunk: np.ndarray) -> np.ndarray:  # -> [q, c]
+        return _scores(score_function, _f32(query_rows), corpus_chunk, normalized)
+
+    return _hits(*_chunked_top_k(queries, corpus, top_k, query_chunk_size, corpus_chunk_size, prepare, score))
+
+
+def _packed(x: Any, name: str, precision: str) -> np.ndarray:
+    """Packed binary embeddings as rows [n, B], of the dtype ``quantize_embeddings(..., precision)`` gives."""
+    rows = _as_rows(x, name)
+    expected = BINARY_DTYPES[precision]
+    if rows.dtype != expected:
+        raise InputTypeError(
+            f"{name} must be packed bits of dtype {expected} (what quantize_embeddings(embeddings, {precision!r}) "
+            f"returns), got dtype {rows.dtype}"
+        )
+    return rows
+
+
+def _signs(packed: np.ndarray, precision: str) -> np.ndarray:
+    """Packed bits [n, B] -> one ±1 per bit [n, 8·B] float32 (padding bits are 0 in every row: they agree)."""
+    return unpack_bits(packed, precision).astype(np.float32) * 2 - 1
+
+
+def semantic_search_binary(
+    query_embeddings: Any,
+    corpus_embeddings: Any,
+    corpus_precision: str = "ubinary",
+    top_k: int = 10,
+    rescore: bool = True,
+    rescore_multiplier: int = 2,
+    query_chunk_size: int = 100,
+    corpus_chunk_size: int = 50000,
+) -> Hits:
+    """Exact search over a binary-quantized corpus by Hamming distance, then rescoring with the float queries.
+
+    Follows ``sentence_transformers.util.quantization.semantic_search_faiss`` with ``corpus_precision="ubinary"``
+    and ``exact=True`` (faiss' ``IndexBinaryFlat``), and ``semantic_search_usearch`` with "binary", without an index
+    library:
+
+    1. Float queries are packed like the corpus (:func:`quantize_embeddings`), and each query keeps the
+       ``top_k * rescore_multiplier`` corpus entries nearest in Hamming distance (ties: lower ``corpus_id``).
+    2. Rescoring: a candidate's score is the float query · the candidate's bits, each 0 or 1 (unpacked, cut to the
+       query's dimension, in float64) — sentence-transformers' rescoring. It ranks as ±1 bits would, since
+       q·(2b − 1) = 2 q·b − Σq. The ``top_k`` best are kept.
+
+    Without rescoring (``rescore=False``) each hit's score is its Hamming distance, and hits come nearest first, as
+    sentence-transformers returns them. Differs: packed queries with ``rescore=True`` are an InputError (there is
+    nothing to rescore with; sentence-transformers logs a warning and skips rescoring), and ties in Hamming distance
+    or rescored score go to the lower ``corpus_id`` (faiss keeps the lower id at the candidate boundary too).
+
+    Args:
+        query_embeddings: float [n_queries, dim] (or [dim]); or packed bits like the corpus (then ``rescore=False``).
+        corpus_embeddings: ``quantize_embeddings(corpus, corpus_precision)``: [n_corpus, ⌈dim / 8⌉] uint8
+            ("ubinary") or int8 ("binary").
+        corpus_precision: ``"ubinary"`` (default) or ``"binary"``.
+        top_k: hits kept per query. rescore_multiplier: candidates per hit fetched for rescoring.
+        query_chunk_size, corpus_chunk_size: as in :func:`semantic_search`; a corpus chunk is unpacked to
+            [corpus_chunk_size, 8 · ⌈dim / 8⌉] float32 for the Hamming distances.
+
+    Returns:
+        :func:`semantic_search`'s format: one list per query of ``{"corpus_id": int, "score": float}`` dicts.
+
+    Raises:
+        InputError / InputTypeError: an unknown corpus precision, embeddings of the wrong dtype or width,
+            ``rescore=True`` with packed queries, or a size argument that is not a positive integer.
+    """
+    top_k = positive_int("top_k", top_k)
+    rescore_multiplier = positive_int("rescore_multiplier", rescore_multiplier)
+    query_chunk_size = positive_int("query_chunk_size", query_chunk_size)
+    corpus_chunk_size = positive_int("corpus_chunk_size", corpus_chunk_size)
+    if not isinstance(corpus_precision, str) or corpus_precision not in BINARY_DTYPES:
+        raise InputError(
+            f"corpus_precision must be 'ubinary' or 'binary' (how the corpus was quantized), got {corpus_precision!r}"
+        )
+    corpus = _packed(corpus_embeddings, "corpus_embeddings", corpus_precision)  # [n_corpus, B]
+    queries = _as_rows(query_embeddings, "query_embeddings")  # float [n_queries, dim] or packed [n_queries, B]
+    if queries.dtype.kind == "f":
+        float_queries, queries = queries, quantize_embeddings(queries, corpus_precision)  # packed [n_queries, B]
+    elif rescore:
+        raise InputError(
+            "rescore=True needs the float query embeddings (rescoring multiplies them with the candidates' bits); "
+            "pass the unquantized queries, or rescore=False"
+        )
+    else:
+        queries = _packed(queries, "query_embeddings", corpus_precision)
+    queries, corpus = _check_dims(queries, corpus, "query_embeddings (packed)", "corpus_embeddings")
+    if queries.shape[0] == 0:
+        return []
+
+    def hamming_scores(query_signs: np.ndarray, corpus_signs: np.ndarray) -> np.ndarray:  # -> [q, c]
+        # agreements − disagreements = n_bits − 2·Hamming: −Hamming exactly (whole numbers < 2²⁴ in float32)
+        return (query_signs @ corpus_signs.T - corpus_signs.shape[1]) / 2
+
+    candidates = top_k * rescore_multiplier if rescore else top_k
+    negative_hamming, ids = _chunked_top_k(
+        _signs(queries, corpus_precision),
+        corpus,
+        candidates,
+        query_chunk_size,
+        corpus_chunk_size,
+        lambda corpus_rows: _signs(corpus_rows, corpus_precision),
+        hamming_scores,
+    )  # [n_queries, <= candidates] each
+    if not rescore:
+        return _hits(negative_hamming, ids, reported=np.abs(negative_hamming))  # nearest first, scores ≥ 0
+
+    dim = float_queries.shape[1]
+    results: Hits = []
+    for start in range(0, queries.shape[0], query_chunk_size):
+        rows = slice(start, start + query_chunk_size)
+        bits = unpack_bits(corpus[ids[rows]], corpus_precision, dim).astype(np.float64)  # [q, K, dim], 0 or 1
+        rescored = np.einsum("qd,qkd->qk", float_queries[rows].astype(np.float64), bits)  # [q, K]
+        results += _hits(*_select(rescored, ids[rows], top_k))
     return results

@@ -293,3 +293,47 @@ def test_progress_bar_follows_the_flag(model, capsys):
     assert "3/3" in capsys.readouterr().err
     model.encode(["a", "b", "c"], batch_size=1, show_progress_bar=False)
     assert capsys.readouterr().err == ""
+
+
+# ------------------------------------------------------------ the sentence-transformers 5/6 arguments of encode
+
+# (case id, encode keyword arguments, exception, pattern the message must match)
+REFUSED_ARGUMENTS = [
+    ("unknown precision", {"precision": "int4"}, InputError, r"precision 'int4' is not supported; pass one of"),
+    ("precision not a str", {"precision": 8}, InputTypeError, r"precision must be a str, one of 'float32'"),
+    ("output_value None", {"output_value": None}, InputError, r"output_value=None.*not supported; pass 'sentence_emb"),
+    ("unknown output_value", {"output_value": "cls"}, InputError, r"output_value 'cls' is not supported; pass"),
+    ("output_value not a str", {"output_value": 1}, InputTypeError, r"output_value must be a str"),
+    ("prompt not a str", {"prompt": b"query: "}, InputTypeError, r"prompt must be a str.*got bytes"),
+    ("unknown prompt_name", {"prompt_name": "passage"}, InputError, r"prompt_name 'passage' is not one of.*'query'"),
+    ("prompt_name not a str", {"prompt_name": 0}, InputTypeError, r"prompt_name must be a str, one of 'query'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "kwargs", "error", "pattern"), REFUSED_ARGUMENTS, ids=[c[0] for c in REFUSED_ARGUMENTS]
+)
+def test_bad_encode_arguments_are_refused_by_name_before_any_work(model, monkeypatch, case, kwargs, error, pattern):
+    calls = []
+    monkeypatch.setattr(model, "_embed_batch", lambda texts: calls.append(texts))
+    with pytest.raises(error, match=pattern) as info:
+        model.encode(["a", "b"], **kwargs)
+    assert isinstance(info.value, MinibertError) and "\n" not in str(info.value)
+    assert calls == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "pattern"),
+    [
+        ({"prompts": ["query: "]}, InputTypeError, r"prompts must be a dict of prompt names to prompt texts"),
+        ({"prompts": {"query": None}}, InputTypeError, r"prompts must be a dict .* both str"),
+        ({"default_prompt_name": "passage"}, InputError, r"default_prompt_name 'passage' is not one of the prompts"),
+        ({"default_prompt_name": 1}, InputTypeError, r"default_prompt_name must be a str"),
+        ({"similarity_fn_name": "cos"}, InputError, r"similarity_fn_name 'cos' is not supported; pass one of 'cosine'"),
+        ({"similarity_fn_name": 2}, InputTypeError, r"similarity_fn_name must be a str"),
+    ],
+)
+def test_bad_prompt_and_similarity_arguments_to_the_constructor(real_model_dir, kwargs, error, pattern):
+    with pytest.raises(error, match=pattern) as info:
+        minibert.SentenceTransformer(real_model_dir, **kwargs)
+    assert "\n" not in str(info.value)

@@ -282,3 +282,78 @@ def test_a_damaged_cache_entry_is_rebuilt_not_served(tmp_path, tiny_dir, damage)
     np.testing.assert_array_equal(np.load(entry), rows)  # the entry is whole again
     third = _search(tiny_dir, str(CORPUS), home, "bread", "seasons")
     assert "encoding" not in third.stderr and third.stdout == first.stdout
+
+
+# ------------------------------------------------------------------------------ prompts, precision, similarity
+
+
+@pytest.fixture(scope="module")
+def prompted_dir(make_bert_dir, tmp_path_factory):
+    """A tiny model whose config_sentence_transformers.json declares prompts, a default one and euclidean scores."""
+    import shutil
+
+    model_dir = tmp_path_factory.mktemp("prompted") / "model"
+    shutil.copytree(make_bert_dir("tiny"), model_dir)
+    (model_dir / "config_sentence_transformers.json").write_text(
+        json.dumps(
+            {
+                "prompts": {"query": "query: ", "document": "passage: "},
+                "default_prompt_name": "document",
+                "similarity_fn_name": "euclidean",
+            }
+        )
+    )
+    return model_dir
+
+
+@pytest.mark.parametrize("precision", ["int8", "uint8", "binary", "ubinary", "float32"])
+def test_encode_precision_writes_what_encode_returns(tmp_path, real_model_dir, precision):
+    import minibert
+
+    texts = ["first line", "second, longer line about bread", "Ünïcödé"]
+    (tmp_path / "in.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / "out.npy"
+    result = run("encode", "--input", str(tmp_path / "in.txt"), "--output", str(out), "--precision", precision)
+    assert result.returncode == 0, result.stderr
+    expected = minibert.SentenceTransformer(real_model_dir).encode(texts, precision=precision)
+    got = np.load(out)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_encode_prompt_name_and_info_show_the_models_prompts(tmp_path, prompted_dir):
+    import minibert
+
+    model = minibert.SentenceTransformer(prompted_dir)
+    (tmp_path / "in.txt").write_text("how do I bake bread\n")
+    for extra, expected in (([], model.encode(["how do I bake bread"])), (["--prompt-name", "query"], None)):
+        out = tmp_path / f"out{len(extra)}.npy"
+        result = run("encode", "--model", str(prompted_dir), "--input", str(tmp_path / "in.txt"), "--output", str(out),
+                     *extra)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        if expected is None:
+            expected = model.encode_query(["how do I bake bread"])
+        np.testing.assert_array_equal(np.load(out), expected)
+    bad = run("encode", "--model", str(prompted_dir), "--prompt-name", "title", stdin="x\n")
+    assert bad.returncode == 1 and "prompt_name 'title' is not one of this model's prompts" in bad.stderr
+    info = run("info", "--model", str(prompted_dir)).stdout
+    assert "query='query: '" in info and "document" in info and "euclidean (util.euclidean_sim)" in info
+
+
+def test_search_scores_with_the_models_similarity_function(tmp_path, prompted_dir):
+    """A euclidean model: scores are negative distances between the query (query prompt) and the passages
+    (document prompt), ranked like minibert.util.semantic_search with util.euclidean_sim."""
+    import minibert
+    from minibert import util
+
+    model = minibert.SentenceTransformer(prompted_dir)
+    passages = [line for line in CORPUS.read_text().splitlines() if line.strip()]
+    expected = util.semantic_search(
+        model.encode_query(["bread"]), model.encode_document(passages), top_k=3, score_function=util.euclidean_sim
+    )[0]
+    env = {**os.environ, "MINIBERT_HOME": str(tmp_path / "home")}
+    result = run("search", "--model", str(prompted_dir), "--corpus", str(CORPUS), "--top-k", "3", "bread", env=env)
+    assert result.returncode == 0, result.stderr
+    printed = _printed_hits(result.stdout)["bread"]
+    assert [pid for _, pid in printed] == [str(h["corpus_id"]) for h in expected]
+    assert_close([s for s, _ in printed], [h["score"] for h in expected], atol=1e-4, what="euclidean scores")
+    assert all(score < 0 for score, _ in printed)

@@ -401,3 +401,27 @@ def test_load_benchmark_smoke_run(make_bert_dir, tmp_path):
     assert re.search(r"^cold start \(spawn → /health 200\): [\d.]+ s", done.stdout, re.M)
     assert "server exit status after SIGTERM: 0" in done.stdout
     assert len(csv.read_text().splitlines()) == 1 + 3
+
+
+def test_texts_get_the_models_prompt_as_encode_gives_it(make_bert_dir, tmp_path):
+    """A model with prompts and a default one: /embed embeds as encode() does (default prompt), TEI's prompt_name as
+    encode(prompt_name=...); an unknown prompt_name is a 422 naming the field."""
+    import shutil
+
+    model_dir = tmp_path / "prompted"
+    shutil.copytree(make_bert_dir("tiny"), model_dir)
+    (model_dir / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: ", "document": "passage: "}, "default_prompt_name": "document"})
+    )
+    model = minibert.SentenceTransformer(model_dir)
+    running = Server("--model", str(model_dir))
+    try:
+        assert_close(running.post("/embed", {"inputs": TEXTS}).json(), model.encode(TEXTS), atol=1e-6, what="default")
+        query = running.post("/embed", {"inputs": TEXTS, "prompt_name": "query"}).json()
+        assert_close(query, model.encode_query(TEXTS), atol=1e-6, what="prompt_name=query")
+        openai_rows = running.post("/v1/embeddings", {"model": "prompted", "input": TEXTS}).json()["data"]
+        assert_close([r["embedding"] for r in openai_rows], model.encode(TEXTS), atol=1e-6, what="OpenAI route")
+        bad = running.post("/embed", {"inputs": "x", "prompt_name": "title"})
+        assert bad.status_code == 422 and "prompt_name 'title'" in bad.json()["error"]
+    finally:
+        assert running.stop() == 0

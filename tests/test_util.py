@@ -83,8 +83,8 @@ def test_matrix_scores_match_sentence_transformers(name, n, m, dim):
     assert_close(ours, reference(getattr(st_util, name), a, b), atol=ATOL, what=name)
 
 
-@pytest.mark.parametrize("name", ["dot_score", "cos_sim"])
-def test_matrix_scores_of_1d_inputs_are_single_rows(name):
+@pytest.mark.parametrize("name", ["dot_score", "cos_sim", "euclidean_sim", "manhattan_sim"])
+def test_matrix_scores_of_1d_inputs_are_single_rows(name):  # ≤ 25 rows: torch.cdist takes exact differences
     rng = np.random.default_rng(1)
     a, b = embeddings(rng, 1, 16)[0], embeddings(rng, 4, 16)
     for x, y, shape in [(a, b, (1, 4)), (b, a, (4, 1)), (a, a, (1, 1))]:
@@ -106,6 +106,73 @@ def test_pairwise_scores_match_sentence_transformers(name, n, dim):
     ref_1d = reference(getattr(st_util, name), a[0], b[0])
     assert ours_1d.shape == ref_1d.shape == ()
     assert_close(ours_1d, ref_1d, atol=ATOL, what=f"{name} 1-D")
+
+
+def exact_distances(a: np.ndarray, b: np.ndarray, name: str) -> np.ndarray:
+    """The negative distances of euclidean_sim / manhattan_sim (or their pairwise forms), from float64 differences."""
+    a64, b64 = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    difference = a64 - b64 if name.startswith("pairwise") else a64[:, None, :] - b64[None, :, :]
+    if "euclidean" in name:
+        return -np.sqrt((difference**2).sum(axis=-1))
+    return -np.abs(difference).sum(axis=-1)
+
+
+def assert_distances_match(ours, ref, exact, what: str) -> None:
+    """Ours within float32 rounding of the exact value (1e-6 abs + rel), and within the reference's own error of it.
+    torch.cdist (sentence-transformers' euclidean_sim) expands ‖a − b‖² in float32 beyond 25 rows: off by ~1e-3 at
+    nearly equal rows; its p=1 sums in float32 (~3e-5 at dim 384)."""
+    assert_close(ours, exact, atol=1e-6, rtol=1e-6, what=f"{what} vs float64")
+    reference_error = float(np.abs(np.asarray(ref, np.float64) - exact).max(initial=0))
+    assert_close(ours, ref, atol=reference_error + 2e-6, rtol=1e-6, what=f"{what} vs sentence-transformers")
+
+
+@pytest.mark.parametrize(("n", "m", "dim"), [(1, 1, 4), (7, 13, 32), (64, 300, 384), (5, 3, 768), (3, 70000, 64)])
+@pytest.mark.parametrize("name", ["euclidean_sim", "manhattan_sim"])
+def test_distance_scores_match_sentence_transformers(name, n, m, dim):
+    rng = np.random.default_rng(n * 1000 + m)
+    a, b = embeddings(rng, n, dim), embeddings(rng, m, dim)
+    b[: min(n, m)] = a[: min(n, m)]  # equal rows: distance 0, where the float32 expansion is worst
+    ours = getattr(util, name)(a, b)  # (3, 70000, 64): manhattan_sim over several [rows, cols, dim] blocks
+    assert isinstance(ours, np.ndarray) and ours.dtype == np.float32 and ours.shape == (n, m)
+    assert (ours <= 0).all()
+    assert_distances_match(ours, reference(getattr(st_util, name), a, b), exact_distances(a, b, name), name)
+
+
+@pytest.mark.parametrize(("n", "dim"), [(1, 4), (9, 32), (200, 384)])
+@pytest.mark.parametrize("name", ["pairwise_euclidean_sim", "pairwise_manhattan_sim"])
+def test_pairwise_distances_match_sentence_transformers(name, n, dim):
+    rng = np.random.default_rng(n + dim)
+    a, b = embeddings(rng, n, dim), embeddings(rng, n, dim)
+    b[0] = a[0]
+    ours = getattr(util, name)(a, b)
+    assert ours.dtype == np.float32 and ours.shape == (n,) and ours[0] == 0  # a − a is exactly 0
+    assert_distances_match(ours, reference(getattr(st_util, name), a, b), exact_distances(a, b, name), name)
+    ours_1d = getattr(util, name)(a[-1], b[-1])
+    ref_1d = reference(getattr(st_util, name), a[-1], b[-1])
+    assert ours_1d.shape == ref_1d.shape == ()
+    assert_distances_match(ours_1d, ref_1d, exact_distances(a[-1], b[-1], name), f"{name} 1-D")
+
+
+def test_similarity_function_tables_name_sentence_transformers_functions():
+    from sentence_transformers import SimilarityFunction
+
+    from minibert.config import SIMILARITY_FN_NAMES
+
+    assert tuple(util.SIMILARITY_FUNCTIONS) == tuple(util.PAIRWISE_SIMILARITY_FUNCTIONS) == SIMILARITY_FN_NAMES
+    for name, fn in util.SIMILARITY_FUNCTIONS.items():
+        assert fn.__name__ == SimilarityFunction.to_similarity_fn(name).__name__
+        pairwise = util.PAIRWISE_SIMILARITY_FUNCTIONS[name]
+        assert pairwise.__name__ == SimilarityFunction.to_similarity_pairwise_fn(name).__name__
+
+
+def test_euclidean_search_matches_sentence_transformers():
+    rng = np.random.default_rng(11)
+    queries, corpus = embeddings(rng, 9, 32), embeddings(rng, 120, 32)
+    ours = util.semantic_search(queries, corpus, top_k=7, corpus_chunk_size=50, score_function=util.euclidean_sim)
+    ref = st_util.semantic_search(
+        torch.from_numpy(queries), torch.from_numpy(corpus), top_k=7, score_function=st_util.euclidean_sim
+    )
+    assert_same_hits(ours, ref, atol=1e-6, what="semantic_search by euclidean_sim")
 
 
 @pytest.mark.parametrize("shape", [(5,), (1, 5), (40, 384)])
@@ -362,7 +429,10 @@ def test_nan_scores_rank_last():
 # Bad input
 
 GOOD = np.ones((2, 4), dtype=np.float32)
-MATRIX_FUNCTIONS = [util.dot_score, util.cos_sim, util.pairwise_dot_score, util.pairwise_cos_sim]
+MATRIX_FUNCTIONS = [
+    *util.SIMILARITY_FUNCTIONS.values(),
+    *util.PAIRWISE_SIMILARITY_FUNCTIONS.values(),
+]
 
 
 @pytest.mark.parametrize("fn", [*MATRIX_FUNCTIONS, util.semantic_search])
@@ -374,7 +444,7 @@ def test_mismatched_dimensions_name_both_shapes(fn):
     assert isinstance(excinfo.value, ValueError) and isinstance(excinfo.value, MinibertError)
 
 
-@pytest.mark.parametrize("fn", [util.pairwise_dot_score, util.pairwise_cos_sim])
+@pytest.mark.parametrize("fn", util.PAIRWISE_SIMILARITY_FUNCTIONS.values())
 def test_pairwise_needs_equal_row_counts(fn):
     with pytest.raises(InputError, match=r"\(2, 4\).*\(3, 4\)"):
         fn(GOOD, np.ones((3, 4)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, InputTypeError
 from ..hub import canonical_model_id, looks_like_path
 from ..model import SentenceTransformer
 from .protocol import ApiError, EmbedRequest
@@ -58,7 +58,11 @@ class ServedModel:
         ``truncate: false``, a 413 naming the first input that is longer."""
         tokenizer = self.model.tokenizer
         if request.texts is not None:
-            encodings = tokenizer.encode(request.texts)
+            try:
+                prompt = self.model.resolve_prompt(prompt_name=request.prompt_name)  # as encode() applies it
+            except (InputError, InputTypeError) as exc:
+                raise ApiError(422, str(exc), param="prompt_name") from None
+            encodings = tokenizer.encode([prompt + text for text in request.texts])
             too_long = [i for i, encoding in enumerate(encodings) if encoding.overflowing]
             sequences = [encoding.ids for encoding in encodings]
         else:

@@ -10,7 +10,9 @@ anywhere; 429 too many requests in flight (with ``Retry-After``); 503 models sti
 Follows OpenAI's embeddings API (``input`` as a string, a list of strings, a list of token ids or a list of lists
 of token ids; ``encoding_format`` float or base64 — little-endian float32, as OpenAI's clients decode it;
 ``dimensions``; ``user`` ignored; errors as ``{"error": {"message", "type", "param", "code"}}``) and TEI's
-``/embed`` (``inputs``, ``normalize``, ``truncate``, ``dimensions``; errors as ``{"error", "error_type"}``).
+``/embed`` (``inputs``, ``normalize``, ``truncate``, ``dimensions``, ``prompt_name``; errors as
+``{"error", "error_type"}``). Texts get the model's prompt as ``encode`` gives it: the one ``prompt_name`` names,
+else the model's default prompt, if any (``config_sentence_transformers.json``).
 Differs: an empty string is embedded (sentence-transformers does; OpenAI refuses it); inputs past the max length
 are truncated by default in both APIs (``truncate: false`` refuses them, TEI's default is to refuse); TEI's
 ``normalize`` defaults to what the model directory says, not to true, so the ``*-dot-*`` models are not normalized
@@ -63,6 +65,7 @@ class EmbedRequest:
     model: str | None  # the name the client asked for (TEI: None, the first model served)
     texts: list[str] | None  # either texts …
     token_ids: list[list[int]] | None  # … or token-id sequences (without special tokens)
+    prompt_name: str | None  # TEI's prompt_name; None: the model's default prompt, if it has one
     normalize: bool | None  # None: as the model directory says
     truncate: bool
     dimensions: int | None
@@ -162,7 +165,7 @@ def parse_openai(body: object, max_inputs: int) -> EmbedRequest:
         raise ApiError(
             422, f"encoding_format must be 'float' or 'base64', got {encoding_format!r}", param="encoding_format"
         )
-    return EmbedRequest(model, texts, token_ids, None, True, _dimensions(body, None), encoding_format)
+    return EmbedRequest(model, texts, token_ids, None, None, True, _dimensions(body, None), encoding_format)
 
 
 def parse_tei(body: object, max_inputs: int) -> EmbedRequest:
@@ -177,11 +180,10 @@ def parse_tei(body: object, max_inputs: int) -> EmbedRequest:
         raise ApiError(
             422, f"truncation_direction {direction!r} is not supported; only 'Right'", param="truncation_direction"
         )
-    if body.get("prompt_name") is not None:
-        raise ApiError(422, "prompt_name is not supported: these models have no prompts", param="prompt_name")
+    prompt_name = _optional(body, "prompt_name", str, None)
     normalize = _optional(body, "normalize", bool, None)
     truncate = _optional(body, "truncate", bool, True)
-    return EmbedRequest(None, texts, token_ids, normalize, truncate, _dimensions(body, None), "float")
+    return EmbedRequest(None, texts, token_ids, prompt_name, normalize, truncate, _dimensions(body, None), "float")
 
 
 def check_dimensions(request: EmbedRequest, width: int) -> None:
