@@ -22,7 +22,7 @@ demo: install
 # torch goes first, pinned: otherwise transformers / sentence-transformers pull the newest CUDA build.
 test-deps: $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test,progress,bench,serve]'
+	$(BIN)/python -m pip install -q -e '.[test,progress,bench,serve,embed,ray]'
 
 lint: test-deps
 	$(BIN)/python -m ruff check .

@@ -1,4 +1,4 @@
-"""The ``minibert`` command line: encode, search, eval, info, download, serve, bench.
+"""The ``minibert`` command line: encode, search, eval, embed, info, download, serve, bench.
 
 Every subcommand takes ``--model`` (default all-MiniLM-L6-v2), resolved like ``minibert.load``.
 Errors are one line on stderr, ``minibert: error: …``, exit status 1: what minibert raises on purpose, and
@@ -117,17 +117,23 @@ def cmd_encode(args: argparse.Namespace) -> None:
         print(f"wrote {embeddings.shape[0]} × {embeddings.shape[1]} embeddings to {args.output}", file=sys.stderr)
 
 
-def _corpus_embeddings(model, texts: list[str], source: str, batch_size: int) -> np.ndarray:
-    """The corpus's embeddings: from the cache when it holds exactly these (cache.cache_key), else encoded and
-    cached; a cache that cannot be written is warned about, not fatal."""
+def _corpus_embeddings(model, passages: list, source: str | Path, args: argparse.Namespace) -> np.ndarray:
+    """The corpus's embeddings: from ``--embeddings DIR`` (a finished ``minibert embed`` of this corpus by this model)
+    when given; else from the cache when it holds exactly these (cache.cache_key), else encoded and cached. A cache
+    that cannot be written is warned about, not fatal."""
     from .cache import cache_key, load_embeddings, save_embeddings
 
+    if args.embeddings is not None:
+        from .embed.reuse import corpus_embeddings_from_output
+
+        return corpus_embeddings_from_output(model, passages, source, args.embeddings)
+    texts = [p.embed_text for p in passages]
     cache_dir = minibert_home() / "embeddings"
     key = cache_key(model.config, texts)
     embeddings = load_embeddings(cache_dir, key, (len(texts), model.get_sentence_embedding_dimension()))
     if embeddings is None:
         print(f"encoding {len(texts)} passages from {source} …", file=sys.stderr)
-        embeddings = model.encode_document(texts, batch_size=batch_size, show_progress_bar=True)
+        embeddings = model.encode_document(texts, batch_size=args.batch_size, show_progress_bar=True)
         try:
             save_embeddings(cache_dir, key, embeddings)
         except OSError as exc:
@@ -138,6 +144,30 @@ def _corpus_embeddings(model, texts: list[str], source: str, batch_size: int) ->
     return embeddings
 
 
+def cmd_embed(args: argparse.Namespace) -> None:
+    # Arrow's own allocator (mimalloc) keeps the pages of freed record batches; the system allocator gives them back,
+    # so a long job's footprint stays that of one shard. Set before pyarrow is first imported; the user's choice wins.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
+    from .corpus import JsonFields
+    from .embed import EmbedSettings, open_input
+
+    source = open_input(args.input, JsonFields(id=args.id_field, text=args.text_field, title=args.title_field))
+    settings = EmbedSettings(
+        batch_size=args.batch_size, shard_size=args.shard_size, precision=args.precision, normalize=args.normalize
+    ).checked()
+    if args.ray is not None:
+        from .ray import run_ray_job  # Ray is imported only for --ray
+
+        run_ray_job(args.model, source, args.output, settings, address=args.ray, actors=args.actors,
+                    threads_per_actor=args.threads_per_actor, overwrite=args.overwrite)  # fmt: skip
+        return
+    from .embed.job import print_summary, run_embed_job
+    from .model import load
+
+    summary = run_embed_job(load(args.model), args.model, source, args.output, settings, overwrite=args.overwrite)
+    print_summary(summary, args.output)
+
+
 def cmd_search(args: argparse.Namespace) -> None:
     from . import util
     from .corpus import read_corpus
@@ -145,7 +175,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
     passages = read_corpus(args.corpus)
     model = load(args.model)
-    corpus_embeddings = _corpus_embeddings(model, [p.embed_text for p in passages], args.corpus, args.batch_size)
+    corpus_embeddings = _corpus_embeddings(model, passages, args.corpus, args)
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
     query_embeddings = model.encode_query(list(args.queries))
     hits = util.semantic_search(query_embeddings, corpus_embeddings, top_k=args.top_k, score_function=score_function)
@@ -174,7 +204,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     data = load_eval_set(args.data, args.split)
     model = load(args.model)
-    documents = _corpus_embeddings(model, [p.embed_text for p in data.corpus], data.source, args.batch_size)
+    documents = _corpus_embeddings(model, data.corpus, data.corpus_path, args)
     print(f"encoding {len(data.queries)} queries …", file=sys.stderr)
     queries = model.encode_query([q.text for q in data.queries], batch_size=args.batch_size, show_progress_bar=True)
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
@@ -270,6 +300,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
     run(args)
 
 
+EMBEDDINGS_HELP = "a finished `minibert embed` output of this corpus by this model: its rows instead of encoding"
+
+
+def add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="float32 (default), or quantized as sentence-transformers' quantize_embeddings: int8 / uint8 codes, "
+        "binary / ubinary packed bits (one byte per 8 dimensions)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibert", description="Sentence embeddings from a NumPy BERT.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -285,13 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--output", help="OUT.npy or OUT.jsonl (default: JSONL on stdout)")
     encode.add_argument("--batch-size", type=int, default=32)
     encode.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
-    encode.add_argument(
-        "--precision",
-        default="float32",
-        choices=PRECISIONS,
-        help="float32 (default), or quantized as sentence-transformers' quantize_embeddings: int8 / uint8 codes, "
-        "binary / ubinary packed bits (one byte per 8 dimensions)",
-    )
+    add_precision_argument(encode)
     encode.add_argument("--prompt-name", help="a prompt of the model's (e.g. query, document) to put before each line")
     encode.set_defaults(run=cmd_encode)
 
@@ -299,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--corpus", required=True, help="plain text (a passage per line), .tsv (id<TAB>text) or .jsonl")
     search.add_argument("--top-k", type=int, default=5)
     search.add_argument("--batch-size", type=int, default=32)
+    search.add_argument("--embeddings", metavar="DIR", help=EMBEDDINGS_HELP)
     search.add_argument("queries", nargs="+", metavar="QUERY")
     search.set_defaults(run=cmd_search)
 
@@ -311,7 +349,39 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--split", default="test", help="the BEIR qrels split (default test)")
     evaluation.add_argument("--output", help="also write the metrics (full precision) to this JSON file")
     evaluation.add_argument("--batch-size", type=int, default=32)
+    evaluation.add_argument("--embeddings", metavar="DIR", help=EMBEDDINGS_HELP)
     evaluation.set_defaults(run=cmd_eval)
+
+    embed = with_model(
+        sub.add_parser(
+            "embed",
+            help="embed a corpus of any size into Parquet shards (streaming, resumable; --ray for a cluster)",
+            description="Embed CORPUS (.tsv id<TAB>text, .jsonl, .parquet, or plain text: a passage per line) into "
+            "DIR as Parquet shards (id, embedding) and a manifest.json. Killed, the same command resumes; run again "
+            "when finished, it does nothing. README 'Large corpora' has the details.",
+        )
+    )
+    embed.add_argument("--input", required=True, metavar="CORPUS", help=".tsv, .jsonl, .parquet or plain text")
+    embed.add_argument("--output", required=True, metavar="DIR", help="the output directory (created if missing)")
+    embed.add_argument("--batch-size", type=int, default=32)
+    embed.add_argument("--shard-size", type=int, default=10_000, help="rows per Parquet shard (default 10000)")
+    add_precision_argument(embed)
+    embed.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
+    embed.add_argument("--id-field", help="JSONL / Parquet id field (default: _id, else id, else the row number)")
+    embed.add_argument("--text-field", default="text", help="JSONL / Parquet text field (default text)")
+    embed.add_argument("--title-field", default="title", help="JSONL / Parquet title field, optional (default title)")
+    embed.add_argument("--overwrite", action="store_true", help="start over when DIR holds another job's output")
+    embed.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        metavar="ADDRESS",
+        help="run through Ray Data (pip install 'minibert[ray]'): on the cluster at ADDRESS ('auto': the one this "
+        "machine belongs to), or on a local Ray started for the job when no ADDRESS is given",
+    )
+    embed.add_argument("--actors", type=int, help="--ray: embedding actors (default: the cluster's CPUs / threads)")
+    embed.add_argument("--threads-per-actor", type=int, default=1, help="--ray: CPUs (forward threads) per actor")
+    embed.set_defaults(run=cmd_embed)
 
     info = with_model(sub.add_parser("info", help="describe a model (or --list the models minibert is made for)"))
     info.add_argument("--list", action="store_true", help="print the MS MARCO / multi-qa model table")

@@ -31,13 +31,25 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import InputError
 
-__all__ = ["Passage", "decode_utf8", "read_corpus", "split_lines"]
+__all__ = [
+    "JsonFields",
+    "Passage",
+    "corpus_format",
+    "decode_utf8",
+    "parse_line",
+    "parse_lines",
+    "passage_from_fields",
+    "read_corpus",
+    "split_lines",
+    "stream_lines",
+]
 
 _BOM = b"\xef\xbb\xbf"
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -70,17 +82,65 @@ def read_corpus(path: str | os.PathLike[str]) -> list[Passage]:
     a duplicate id, or a file with no passages.
     """
     p = Path(path)
-    text = _read_text(p)
-    suffix = p.suffix.lower()
-    if suffix == ".tsv":
-        passages = _parse_tsv(p, text)
-    elif suffix == ".jsonl":
-        passages = _parse_jsonl(p, text)
-    else:
-        passages = _parse_plain(text)
+    seen: dict[str, int] = {}
+    passages = []
+    for lineno, passage in parse_lines(p, _lines(_read_text(p))):
+        _check_unique(p, lineno, passage.id, seen)
+        passages.append(passage)
     if not passages:
         raise InputError(f"corpus {p} has no passages")
     return passages
+
+
+def corpus_format(path: str | os.PathLike[str]) -> str:
+    """The format of a corpus file by its extension: "tsv", "jsonl" or "txt" (anything else is plain text)."""
+    suffix = Path(path).suffix.lower()
+    return {".tsv": "tsv", ".jsonl": "jsonl"}.get(suffix, "txt")
+
+
+def parse_lines(
+    p: Path, lines: Iterable[tuple[int, str]], fields: JsonFields | None = None
+) -> Iterator[tuple[int, Passage]]:
+    """(line number, passage) for each numbered non-blank line of corpus file `p`, in the format of its extension.
+    Ids are not checked for uniqueness here (:func:`read_corpus` does, holding every id)."""
+    fields = fields or JsonFields()
+    for index, (lineno, line) in enumerate(lines):
+        yield lineno, parse_line(p, f"corpus {p}, line {lineno}", line, index, fields)
+
+
+def parse_line(p: Path, where: str, line: str, index: int | None, fields: JsonFields | None = None) -> Passage:
+    """The passage of one non-blank line of corpus file `p` (format by its extension); `where` names the line in
+    errors. `index` is the passage's position among the corpus's passages — what a passage without an id is named
+    by; None when it is not known (a line read out of order), and then a line without an id is an InputError."""
+    parse = {"tsv": _parse_tsv_line, "jsonl": _parse_jsonl_line, "txt": _parse_plain_line}[corpus_format(p)]
+    return parse(where, line, index, fields or JsonFields())
+
+
+def stream_lines(p: Path) -> Iterator[tuple[int, str]]:
+    """(1-based line number, line) for each non-blank line of file `p`, read a line at a time (memory bounded by
+    the longest line), with :func:`split_lines`' rule and :func:`decode_utf8`'s errors (offset and line named)."""
+    try:
+        f = open(p, "rb")  # noqa: SIM115 (closed below; the errors of opening are reported as read_corpus's)
+    except OSError as exc:
+        _read_error(p, exc)
+    with f:
+        offset = 0
+        for lineno, raw in enumerate(f, start=1):
+            start = len(_BOM) if lineno == 1 and raw.startswith(_BOM) else 0
+            try:
+                line = raw[start:].decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad = offset + start + e.start
+                raise InputError(
+                    f"corpus file {p} is not valid UTF-8: undecodable byte 0x{raw[start + e.start]:02x} at byte offset "
+                    f"{bad} (line {lineno}); convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8 (naming its "
+                    "encoding)"
+                ) from None
+            offset += len(raw)
+            line = line[:-1] if line.endswith("\n") else line
+            line = line[:-1] if line.endswith("\r") else line
+            if line.strip():
+                yield lineno, line
 
 
 def decode_utf8(data: bytes, source: str) -> str:
@@ -107,18 +167,21 @@ def split_lines(text: str) -> list[str]:
     return [line[:-1] if line.endswith("\r") else line for line in lines]
 
 
+def _read_error(p: Path, exc: OSError) -> NoReturn:
+    """The InputError for a corpus file that cannot be opened or read."""
+    if isinstance(exc, FileNotFoundError):
+        raise InputError(f"corpus file {p} does not exist") from None
+    if isinstance(exc, IsADirectoryError) or p.is_dir():  # Windows reports a directory as PermissionError
+        raise InputError(f"corpus path {p} is a directory, not a file") from None
+    raise InputError(f"cannot read corpus file {p}: {exc.strerror or exc}") from None
+
+
 def _read_text(p: Path) -> str:
     """The file's contents as text (read once, so a pipe works too)."""
     try:
         data = p.read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"corpus file {p} does not exist") from None
-    except IsADirectoryError:
-        raise InputError(f"corpus path {p} is a directory, not a file") from None
-    except OSError as e:
-        if p.is_dir():  # Windows reports a directory as PermissionError
-            raise InputError(f"corpus path {p} is a directory, not a file") from None
-        raise InputError(f"cannot read corpus file {p}: {e.strerror or e}") from None
+    except OSError as exc:
+        _read_error(p, exc)
     return decode_utf8(data, f"corpus file {p}")
 
 
@@ -137,61 +200,71 @@ def _valid_unicode(where: str, field: str, value: str) -> str:
     return value
 
 
-def _parse_plain(text: str) -> list[Passage]:
-    return [Passage(id=str(index), text=line.strip()) for index, (_, line) in enumerate(_lines(text))]
+@dataclass(frozen=True)
+class JsonFields:
+    """The field (or column) names of a passage's parts: the id (None: ``_id``, else ``id``, else the passage's index),
+    the text and the title (optional)."""
+
+    id: str | None = None
+    text: str = "text"
+    title: str = "title"
+
+    def id_candidates(self) -> tuple[str, ...]:
+        return (self.id,) if self.id else ("_id", "id")
 
 
-def _parse_tsv(p: Path, text: str) -> list[Passage]:
-    passages: list[Passage] = []
-    seen: dict[str, int] = {}
-    for lineno, line in _lines(text):
-        pid, tab, rest = line.partition("\t")
-        if not tab:
-            raise InputError(f"corpus {p}, line {lineno}: expected 'id<TAB>text', found no tab")
-        pid, rest = pid.strip(), rest.strip()
-        if not pid:
-            raise InputError(f"corpus {p}, line {lineno}: empty id before the tab")
-        if not rest:
-            raise InputError(f"corpus {p}, line {lineno}: passage {pid!r} has empty text")
-        _check_unique(p, lineno, pid, seen)
-        passages.append(Passage(id=pid, text=rest))
-    return passages
+def _parse_plain_line(where: str, line: str, index: int | None, fields: JsonFields) -> Passage:
+    if index is None:
+        raise InputError(f"{where}: a plain-text passage is named by its line's position, which is not known here")
+    return Passage(id=str(index), text=line.strip())
 
 
-def _parse_jsonl(p: Path, text: str) -> list[Passage]:
-    passages: list[Passage] = []
-    seen: dict[str, int] = {}
-    for index, (lineno, line) in enumerate(_lines(text)):
-        where = f"corpus {p}, line {lineno}"
-        try:
-            obj: Any = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-        except RecursionError:
-            raise InputError(f"{where}: JSON nested too deeply to parse; a passage is a flat object") from None
-        if not isinstance(obj, dict):
-            raise InputError(f"{where}: expected a JSON object, got {_json_type(obj)}")
-        if "text" not in obj:
-            raise InputError(f"{where}: missing required field 'text'")
-        body = obj["text"]
-        if not isinstance(body, str):
-            raise InputError(f"{where}: field 'text' must be a string, got {_json_type(body)}")
-        title = obj.get("title")
-        if title is None:
-            title = ""
-        elif not isinstance(title, str):
-            raise InputError(f"{where}: field 'title' must be a string, got {_json_type(title)}")
-        body, title = _valid_unicode(where, "text", body).strip(), _valid_unicode(where, "title", title).strip()
-        if not body and not title:
-            raise InputError(f"{where}: passage has empty text and no title")
-        pid = _jsonl_id(where, obj, index)
-        _check_unique(p, lineno, pid, seen)
-        passages.append(Passage(id=pid, text=body, title=title))
-    return passages
+def _parse_tsv_line(where: str, line: str, index: int | None, fields: JsonFields) -> Passage:
+    pid, tab, rest = line.partition("\t")
+    if not tab:
+        raise InputError(f"{where}: expected 'id<TAB>text', found no tab")
+    pid, rest = pid.strip(), rest.strip()
+    if not pid:
+        raise InputError(f"{where}: empty id before the tab")
+    if not rest:
+        raise InputError(f"{where}: passage {pid!r} has empty text")
+    return Passage(id=pid, text=rest)
 
 
-def _jsonl_id(where: str, obj: dict[str, Any], index: int) -> str:
-    for field in ("_id", "id"):
+def _parse_jsonl_line(where: str, line: str, index: int | None, fields: JsonFields) -> Passage:
+    try:
+        obj: Any = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise InputError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except RecursionError:
+        raise InputError(f"{where}: JSON nested too deeply to parse; a passage is a flat object") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object, got {_json_type(obj)}")
+    return passage_from_fields(where, obj, index, fields)
+
+
+def passage_from_fields(where: str, obj: Mapping[str, Any], index: int | None, fields: JsonFields) -> Passage:
+    """The passage of one record (a JSON object, a Parquet row as a dict): its text, optional title and id checked
+    as for a JSONL corpus line; `where` names the record in errors, `index` as for :func:`parse_line`."""
+    if fields.text not in obj:
+        raise InputError(f"{where}: missing required field {fields.text!r}")
+    body = obj[fields.text]
+    if not isinstance(body, str):
+        raise InputError(f"{where}: field {fields.text!r} must be a string, got {_json_type(body)}")
+    title = obj.get(fields.title)
+    if title is None:
+        title = ""
+    elif not isinstance(title, str):
+        raise InputError(f"{where}: field {fields.title!r} must be a string, got {_json_type(title)}")
+    body = _valid_unicode(where, fields.text, body).strip()
+    title = _valid_unicode(where, fields.title, title).strip()
+    if not body and not title:
+        raise InputError(f"{where}: passage has empty text and no title")
+    return Passage(id=_record_id(where, obj, index, fields), text=body, title=title)
+
+
+def _record_id(where: str, obj: Mapping[str, Any], index: int | None, fields: JsonFields) -> str:
+    for field in fields.id_candidates():
         if field in obj:
             raw = obj[field]
             if isinstance(raw, bool) or not isinstance(raw, (str, int)):
@@ -200,6 +273,8 @@ def _jsonl_id(where: str, obj: dict[str, Any], index: int) -> str:
             if not pid:
                 raise InputError(f"{where}: field {field!r} is empty")
             return pid
+    if fields.id or index is None:
+        raise InputError(f"{where}: missing id field {' or '.join(repr(f) for f in fields.id_candidates())}")
     return str(index)
 
 

@@ -31,6 +31,7 @@ class EvalSet:
     queries: list[Passage]
     qrels: dict[str, dict[str, int]]  # query id -> document id -> judgement
     source: str
+    corpus_path: Path  # the file the corpus was read from
 
 
 def _judgement(path: Path, lineno: int, value: str) -> int:
@@ -100,4 +101,4 @@ def load_eval_set(paths: list[str], split: str = "test") -> EvalSet:
             f"does not hold (first: {missing[0]!r}); every judged query must have a text"
         )
     source = paths[0] if len(paths) == 1 else f"{corpus_path} + {queries_path} + {qrels_path}"
-    return EvalSet(read_corpus(corpus_path), [queries[query] for query in qrels], qrels, source)
+    return EvalSet(read_corpus(corpus_path), [queries[query] for query in qrels], qrels, source, corpus_path)

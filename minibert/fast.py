@@ -38,6 +38,7 @@ import numpy as np
 
 from ._blas import single_threaded_blas
 from .config import ModelConfig
+from .errors import positive_int
 from .forward import position_bias
 from .packing import PackedBatch
 from .pooling import pool
@@ -54,13 +55,19 @@ _GELU_S = tuple(
 )  # fmt: skip
 _X_ZERO = np.float32(-4 * math.sqrt(2))  # below, Φ(x) < 8e-9: GELU is 0 to float32 precision, whatever |x|
 _MIN_ROW_SUM = np.float32(1e-30)  # softmax rows summing to less lose precision to subnormals
+THREADS_ENV = "MINIBERT_NUM_THREADS"  # an upper bound on the forward's threads
 _MIN_GROUP_TOKENS = 64  # fewer tokens per thread than this: one thread (thread start-up would dominate)
 _BLOCK_FLOATS = 1 << 16  # elements per row block (256 KiB of float32): a block and its scratch blocks fit L2
 
 
 def _threads() -> int:
-    """Cores this process may run on (affinity and cgroup-pinned CPUs included), at most 8."""
+    """Cores this process may run on (affinity and cgroup-pinned CPUs included), at most 8, and at most
+    ``MINIBERT_NUM_THREADS`` when that is set (what an actor of a Ray job is given, so actors sharing a machine do not
+    oversubscribe its cores)."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    limit = os.environ.get(THREADS_ENV, "").strip()
+    if limit:
+        available = min(available or 1, positive_int(THREADS_ENV, int(limit) if limit.isdigit() else limit))
     return max(1, min(available or 1, 8))
 
 

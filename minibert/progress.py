@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -21,8 +22,11 @@ def should_show(show_progress_bar: bool | None) -> bool:
 
 
 @contextmanager
-def progress(total: int, desc: str, enabled: bool) -> Iterator[Callable[[int], None]]:
-    """Yields ``advance(n)``; draws a bar of `total` steps on stderr while enabled."""
+def progress(
+    total: int, desc: str, enabled: bool, unit: str = "it", initial: int = 0
+) -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(n)``; draws a bar of `total` steps (`initial` already done) on stderr while enabled, with the
+    rate in `unit` per second and the time left."""
     if not enabled:
         yield lambda n: None
         return
@@ -31,15 +35,18 @@ def progress(total: int, desc: str, enabled: bool) -> Iterator[Callable[[int], N
     except ImportError:
         tqdm = None
     if tqdm is not None:
-        with tqdm(total=total, desc=desc) as bar:
+        with tqdm(total=total, desc=desc, unit=unit, initial=initial) as bar:
             yield bar.update
         return
-    done = 0
+    done = initial
+    start = time.monotonic()
 
     def advance(n: int) -> None:
         nonlocal done
         done += n
-        sys.stderr.write(f"\r{desc}: {done}/{total} ({100 * done // max(total, 1)}%)")
+        rate = (done - initial) / max(time.monotonic() - start, 1e-9)
+        eta = f", {(total - done) / rate:.0f} s left" if rate > 0 and total > done else ""
+        sys.stderr.write(f"\r{desc}: {done}/{total} ({100 * done // max(total, 1)}%), {rate:.1f} {unit}/s{eta}")
         sys.stderr.flush()
 
     try:

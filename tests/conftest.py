@@ -183,3 +183,22 @@ def make_bert_dir(tmp_path_factory, real_model_dir):
         return cache[key]
 
     return make
+
+
+# A synthetic corpus for the embed / Ray tests: seeded passages of 3 … 60 words.
+WORDS = (
+    "the", "a", "retrieval", "passage", "query", "embedding", "dense", "vector", "search", "index", "corpus",
+    "model", "token", "layer", "attention", "bread", "oven", "season", "earth", "orbit", "python", "list",
+    "comprehension", "river", "mountain", "music", "history", "science",
+)
+
+
+def passages(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """n (id, text) pairs of 3 … 60 words, seeded."""
+    rng = np.random.default_rng(seed)
+    return [(f"p{i}", " ".join(rng.choice(WORDS, size=int(rng.integers(3, 60))))) for i in range(n)]
+
+
+def write_tsv(path: Path, rows: list[tuple[str, str]]) -> Path:
+    path.write_text("".join(f"{pid}\t{text}\n" for pid, text in rows))
+    return path

@@ -1,0 +1,250 @@
+"""``minibert embed`` on one machine: a corpus of any size, streamed into Parquet shards, resumable.
+
+The job cuts the input's passages into shards of ``shard_size`` rows (shard *k* = passages [k·S, (k+1)·S)) and,
+within a shard, into batches of ``batch_size``: every batch is ``model.encode_document`` of those texts, so a
+row's value depends only on the input, the model and these two sizes — which the manifest records. Hence a run
+that is killed at any moment and started again gives the rows an uninterrupted run gives:
+
+1. the manifest is written (atomically) before any shard; a manifest that describes another job (changed input,
+   model, sizes, precision, minibert version) is refused, or replaced with ``overwrite``;
+2. the input is read again from the start; a shard whose file is complete, carries this job's key and holds
+   exactly the ids the input gives for it is kept; any other is embedded and written (temporary name, then
+   rename), so it is visible only when complete;
+3. at the end the manifest records each shard's rows and the status "complete"; running the job again then does
+   nothing.
+
+int8 / uint8 codes use one set of ranges for the whole corpus: the per-dimension min and max of the first shard's
+float embeddings (sentence-transformers' ``quantize_embeddings`` with the first shard as
+``calibration_embeddings``), stored in the manifest before the first shard is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cache import model_identity
+from ..corpus import Passage
+from ..errors import InputError, positive_int
+from ..progress import progress
+from ..quantization import check_precision, quantize_embeddings
+from . import shards
+from .inputs import CorpusInput, input_identity, iter_passages, parquet_rows
+
+SCALAR_PRECISIONS = ("int8", "uint8")
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """What determines the rows besides the model and the input."""
+
+    batch_size: int = 32
+    shard_size: int = 10_000
+    precision: str = "float32"
+    normalize: bool = False
+
+    def checked(self) -> EmbedSettings:
+        return EmbedSettings(
+            batch_size=positive_int("--batch-size", self.batch_size),
+            shard_size=positive_int("--shard-size", self.shard_size),
+            precision=check_precision(self.precision),
+            normalize=bool(self.normalize),
+        )
+
+
+@dataclass(frozen=True)
+class Summary:
+    rows: int  # rows in the output
+    embedded: int  # rows embedded by this run (the rest were already done)
+    seconds: float
+    shards: int
+    nothing_to_do: bool = False  # the job was complete already
+
+
+def describe_job(model: Any, model_name: str, source_identity: dict[str, Any], settings: EmbedSettings) -> dict:
+    """The part of the manifest that determines the rows; a resumed job must match it exactly."""
+    from .. import __version__
+
+    return {
+        "format": shards.FORMAT,
+        "minibert_version": __version__,
+        "model": {
+            "name": model_name,
+            "identity": model_identity(model.config),
+            "dimension": model.get_embedding_dimension(),
+            "normalized": settings.normalize or model.config.normalize,
+            "similarity_fn_name": model.similarity_fn_name,
+            "document_prompt": model.resolve_prompt(prompt_name="document"),
+        },
+        "input": source_identity,
+        "precision": settings.precision,
+        "batch_size": settings.batch_size,
+        "shard_size": settings.shard_size,
+        "normalize_embeddings": settings.normalize,
+    }
+
+
+def job_key(description: dict) -> str:
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+
+def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """The keys (dotted) whose values differ between two job descriptions."""
+    names = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            names += _differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            names.append(f"{prefix}{key}")
+    return names
+
+
+def embed_texts(
+    model: Any, texts: list[str], settings: EmbedSettings, advance: Callable[[int], None] = lambda n: None
+) -> np.ndarray:
+    """float32 [n, d]: `texts` embedded as documents, ``batch_size`` at a time (the job's one rule for a batch)."""
+    rows = []
+    for start in range(0, len(texts), settings.batch_size):
+        batch = texts[start : start + settings.batch_size]
+        rows.append(
+            model.encode_document(batch, batch_size=settings.batch_size, normalize_embeddings=settings.normalize)
+        )
+        advance(len(batch))
+    return np.concatenate(rows) if rows else np.empty((0, model.get_embedding_dimension()), np.float32)
+
+
+def calibration_ranges(embeddings: np.ndarray) -> np.ndarray:
+    """[2, d]: each dimension's min and max over `embeddings` (quantize_embeddings' calibration rule)."""
+    return np.stack([embeddings.min(axis=0), embeddings.max(axis=0)])
+
+
+def stored_rows(embeddings: np.ndarray, precision: str, ranges: np.ndarray | None) -> np.ndarray:
+    """The rows as stored: float32, or quantized with the job's fixed ranges."""
+    if precision == "float32":
+        return embeddings
+    return quantize_embeddings(embeddings, precision, ranges=ranges)
+
+
+def _shards_of(passages: Iterator[Passage], size: int) -> Iterator[list[Passage]]:
+    while chunk := list(itertools.islice(passages, size)):
+        yield chunk
+
+
+def prepare_output(out_dir: Path, description: dict, overwrite: bool) -> dict | None:
+    """Make `out_dir` ready for the job; returns its existing manifest when that is this job's (to resume or to find
+    complete), None when the job starts afresh. Refuses a directory that holds something else."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--output {out_dir}: is a file; name a directory (it is created if missing)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if overwrite and (out_dir / shards.MANIFEST).exists():
+        shards.remove_shards(out_dir)
+        (out_dir / shards.MANIFEST).unlink()
+    manifest = shards.read_manifest(out_dir)
+    if manifest is None:
+        foreign = sorted(p.name for p in out_dir.iterdir() if not p.name.startswith("."))
+        if foreign:
+            raise InputError(
+                f"--output {out_dir}: holds {', '.join(foreign[:3])}{' …' if len(foreign) > 3 else ''} but no "
+                f"{shards.MANIFEST}; name a new or empty directory"
+            )
+    else:
+        job = {key: manifest.get(key) for key in description}
+        if job != description:
+            changed = ", ".join(_differences(job, description))
+            raise InputError(
+                f"--output {out_dir} holds another job's output (changed: {changed}); run the command that made it, "
+                "or pass --overwrite to start over, or name another --output"
+            )
+    shards.remove_temporaries(out_dir)
+    return manifest
+
+
+def _already_complete(out_dir: Path, manifest: dict | None) -> bool:
+    """True when the manifest says complete and every shard it lists is there with its row count."""
+    if manifest is None or manifest.get("status") != "complete":
+        return False
+    pq = shards.import_pyarrow().parquet
+    try:
+        return all(pq.ParquetFile(out_dir / s["file"]).metadata.num_rows == s["rows"] for s in manifest["shards"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def run_embed_job(
+    model: Any,
+    model_name: str,
+    source: CorpusInput,
+    out_dir: str | os.PathLike[str],
+    settings: EmbedSettings,
+    *,
+    overwrite: bool = False,
+    show_progress: bool = True,
+) -> Summary:
+    """Embed `source` into `out_dir` (module docstring); resumes a killed run, does nothing for a finished one."""
+    settings = settings.checked()
+    out_dir = Path(out_dir)
+    started = time.monotonic()
+    identity, lines = input_identity(source)
+    description = describe_job(model, model_name, identity, settings)
+    key = job_key(description)
+    manifest = prepare_output(out_dir, description, overwrite)
+    if _already_complete(out_dir, manifest):
+        done = manifest["rows"]
+        return Summary(rows=done, embedded=0, seconds=0.0, shards=len(manifest["shards"]), nothing_to_do=True)
+    manifest = {"ranges": None, **(manifest or description), "status": "running"}
+    shards.write_manifest(out_dir, manifest)
+
+    ranges = None if manifest["ranges"] is None else np.asarray(manifest["ranges"], np.float32)
+    total = parquet_rows(source) if lines is None else lines
+    written: list[dict[str, Any]] = []
+    embedded = 0
+    with progress(total, "embedding", show_progress, unit="rows") as advance:
+        for index, passages in enumerate(_shards_of(iter_passages(source), settings.shard_size)):
+            ids = [p.id for p in passages]
+            if shards.finished_shard_ids(out_dir, index, key) == ids:
+                advance(len(ids))
+            else:
+                rows = embed_texts(model, [p.embed_text for p in passages], settings, advance)
+                if settings.precision in SCALAR_PRECISIONS and ranges is None:
+                    ranges = calibration_ranges(rows)
+                    manifest["ranges"] = ranges.tolist()
+                    shards.write_manifest(out_dir, manifest)
+                stored = stored_rows(rows, settings.precision, ranges)
+                table = shards.shard_table(ids, stored, settings.precision, key)
+                shards.write_shard(out_dir, index, table, settings.precision)
+                embedded += len(ids)
+            written.append({"file": shards.shard_name(index), "rows": len(ids)})
+    if not written:
+        raise InputError(f"--input {source.path}: no passages")
+    rows_total = sum(s["rows"] for s in written)
+    seconds = time.monotonic() - started
+    shards.write_manifest(
+        out_dir, {**manifest, "status": "complete", "rows": rows_total, "shards": written, "seconds": round(seconds, 3)}
+    )
+    return Summary(rows=rows_total, embedded=embedded, seconds=seconds, shards=len(written))
+
+
+def print_summary(summary: Summary, out_dir: str | os.PathLike[str]) -> None:
+    """The line a finished ``minibert embed`` prints on stderr."""
+    if summary.nothing_to_do:
+        print(f"{out_dir}: already complete ({summary.rows} rows in {summary.shards} shards); nothing to do",
+              file=sys.stderr)  # fmt: skip
+        return
+    rate = summary.embedded / max(summary.seconds, 1e-9)
+    resumed = f", {summary.rows - summary.embedded} already done" if summary.embedded < summary.rows else ""
+    print(
+        f"embedded {summary.embedded} rows in {summary.seconds:.1f} s ({rate:.1f} docs/s){resumed}; "
+        f"{summary.rows} rows in {summary.shards} shards in {out_dir}",
+        file=sys.stderr,
+    )
