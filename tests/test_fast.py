@@ -169,3 +169,17 @@ def test_self_attention_matches_float64_softmax_attention(query_scale):
         [_attention_float64(mixed_qkv[a:b], qkv_bias, H) for a, b in itertools.pairwise(offsets)]
     )
     assert_close(context, expected, atol=1e-5, rtol=1e-5, what=f"attention (query scale {query_scale})")
+
+
+def test_thread_limit_from_the_environment(monkeypatch):
+    """MINIBERT_NUM_THREADS caps the forward's threads (what a Ray actor is given); a bad value says which variable."""
+    monkeypatch.delenv(fast.THREADS_ENV, raising=False)
+    unlimited = fast._threads()
+    monkeypatch.setenv(fast.THREADS_ENV, "1")
+    assert fast._threads() == 1
+    monkeypatch.setenv(fast.THREADS_ENV, "64")
+    assert fast._threads() == unlimited  # a cap, never more than the cores (and 8)
+    for bad, error in (("0", minibert.InputError), ("two", minibert.InputTypeError)):
+        monkeypatch.setenv(fast.THREADS_ENV, bad)
+        with pytest.raises(error, match=fast.THREADS_ENV):
+            fast._threads()
