@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 QUERIES ?= "how do I bake bread at home" "what causes the seasons on earth" "python list comprehension"
 
-.PHONY: install test-deps demo test lint bench clean
+.PHONY: install test-deps demo test lint bench clean gpu-check gpu-check-prepare gpu-check-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,22 @@ test: lint
 
 bench: test-deps
 	$(BIN)/python benchmarks/cpu.py
+
+# The GPU check. Runs on the device machine with the image's python3 as it is: no venv, no pip, no network, no
+# weights. It needs only the checkout and .cache/gpu-check/ (filled by `make gpu-check-prepare`, carried along).
+# Writes CSVs + summary.md into $OUT (else .cache/gpu-check-out/) and prints the summary; exit 1 if a check failed.
+gpu-check:
+	$(PYTHON) benchmarks/gpu_check.py
+
+# Fills .cache/gpu-check/ (~4 MB, ignored by git): all-MiniLM-L6-v2's tokenizer files (from minibert's cache,
+# downloaded there the way the tests get it if missing), a DistilBERT and an MPNet tokenizer built from them,
+# the MS MARCO passages and the random-init models' sizes (manifest.json). Run before a device session.
+gpu-check-prepare: test-deps
+	$(BIN)/python benchmarks/gpu_check.py --prepare
+
+# Every section of the GPU check on tiny shapes in Triton's interpreter on CPU (what tests/test_gpu_check.py runs).
+gpu-check-smoke: gpu-check-prepare
+	$(BIN)/python benchmarks/gpu_check.py --smoke
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -3,6 +3,7 @@ a corpus or a lengths file, and where their CSV rows go."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import sys
@@ -11,11 +12,31 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install -e .`
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # a checkout without `pip install -e .`
 
-from minibert.bench.machine import cpu_name
-from minibert.bench.report import append_csv
-from minibert.errors import InputError
+
+def _map_source_kernels() -> None:
+    """In a bare checkout (no `pip install -e .`, as on the GPU machine), import the top-level kernels/ as
+    minibert.kernels — what pyproject's package-dir does for an installed minibert. Importing it loads no triton."""
+    if importlib.util.find_spec("minibert.kernels") is not None:
+        return
+    import minibert
+
+    spec = importlib.util.spec_from_file_location(
+        "minibert.kernels", ROOT / "kernels" / "__init__.py", submodule_search_locations=[str(ROOT / "kernels")]
+    )
+    kernels = importlib.util.module_from_spec(spec)
+    sys.modules["minibert.kernels"] = kernels
+    spec.loader.exec_module(kernels)
+    minibert.kernels = kernels
+
+
+_map_source_kernels()
+
+from minibert.bench.machine import cpu_name  # noqa: E402
+from minibert.bench.report import append_csv  # noqa: E402
+from minibert.errors import InputError  # noqa: E402
 
 if TYPE_CHECKING:
     import torch
@@ -57,8 +78,11 @@ def read_lengths_file(path: Path, prog: str, minimum: int = 1) -> list[int]:
     return lengths
 
 
-def tokenized_lengths(corpus: Path, model: str, limit: int | None, max_seq_length: int | None) -> list[int]:
-    """Token counts (special tokens included, truncated like the model) of the first `limit` passages."""
+def tokenized_lengths(
+    corpus: Path, model: str, limit: int | None, max_seq_length: int | None, passages_per_text: int = 1
+) -> list[int]:
+    """Token counts (special tokens included, truncated like the model) of the first `limit` texts, each made of
+    `passages_per_text` consecutive passages joined by a space (longer documents from a passage corpus)."""
     from tokenizers import Tokenizer
 
     from minibert.corpus import read_corpus
@@ -71,7 +95,9 @@ def tokenized_lengths(corpus: Path, model: str, limit: int | None, max_seq_lengt
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=max_seq_length)
-    texts = [p.text for p in read_corpus(corpus)][:limit]
+    passages = [p.text for p in read_corpus(corpus)]
+    k = passages_per_text
+    texts = [" ".join(passages[i : i + k]) for i in range(0, len(passages) - k + 1, k)][:limit]
     return [len(e.ids) for e in tokenizer.encode_batch(texts, add_special_tokens=True)]
 
 

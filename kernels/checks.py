@@ -63,6 +63,30 @@ def check_tensor(
     return tensor
 
 
+def check_kernel_device(name: str, tensor: torch.Tensor) -> None:
+    """Compiled kernels take CUDA tensors; CPU tensors only when the kernels run in Triton's interpreter."""
+    if tensor.device.type != "cuda" and not (tensor.device.type == "cpu" and interpreting()):
+        raise InputError(
+            f"{name} is on {tensor.device}, but Triton kernels need CUDA tensors "
+            "(CPU tensors only under TRITON_INTERPRET=1, set before triton is imported)"
+        )
+
+
+def check_like(name: str, tensor: object, like: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """A tensor of exactly `shape`, with `like`'s dtype and device and a unit-stride last dim (check_tensor)."""
+    shape = tuple(shape)
+    tensor = check_tensor(name, tensor, ndim=len(shape), dtypes=(like.dtype,), device=like.device)
+    if tuple(tensor.shape) != shape:
+        raise InputError(f"{name} must have shape {list(shape)}, got {list(tensor.shape)}")
+    return tensor
+
+
+def check_rows_apart(name: str, tensor: torch.Tensor) -> None:
+    """An output [N, C] whose rows do not overlap (each element is written once, by one program)."""
+    if tensor.shape[0] > 1 and tensor.stride(0) < tensor.shape[1]:
+        raise InputError(f"{name}'s rows overlap (strides {tensor.stride()}); pass a fresh torch.empty buffer")
+
+
 @dataclass(frozen=True)
 class Segments:
     """Checked packed-sequence offsets: the [B + 1] int32 device tensor and the facts the launchers need."""

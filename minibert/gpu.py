@@ -1,4 +1,4 @@
-"""The GPU backend: torch for the GEMMs (cuBLAS), minibert's Triton kernels for attention and pooling.
+"""The GPU backend: torch for the GEMMs (cuBLAS), minibert's Triton kernels for the rest of the encoder.
 
 Same contract as the NumPy backend (:class:`minibert.fast.NumpyEncoder`): the same
 :class:`~minibert.config.ModelConfig`, the same canonical weight tree (its arrays moved to the device once,
@@ -10,11 +10,14 @@ copied to the device once. The offsets are checked once per batch, on the host
 them checked, so no launch reads them back from the device. Attention is
 :func:`~minibert.kernels.attention.varlen_attention` (MPNet's relative-position bias is gathered inside it
 by offset), pooling is :func:`~minibert.kernels.pooling.mean_pool` / :func:`~minibert.kernels.pooling.cls_pool`,
-which L2-normalize in the same kernel when :func:`minibert.pooling.normalize_while_pooling` says so. LayerNorm
-and the exact GELU are torch ops. The pooled vectors come back to the host, where the Dense modules and
-Normalize run in NumPy for both backends (:func:`minibert.pooling.after_pooling`). float32 runs with TF32
-off, so it matches the reference at DESIGN.md's fp32 bound; float16 / bfloat16 store activations in that
-dtype and accumulate in fp32.
+which L2-normalize in the same kernel when :func:`minibert.pooling.normalize_while_pooling` says so. Every
+LayerNorm is :func:`~minibert.kernels.layernorm.layer_norm` with the residual add and the preceding GEMM's bias
+fused in (the GEMMs run without a bias epilogue), and the exact GELU is
+:func:`~minibert.kernels.gelu.bias_gelu_`, adding the intermediate GEMM's bias in place; torch runs the GEMMs
+(cuBLAS), the embedding gathers and a ReLU model's activation. The pooled vectors come back to the host,
+where the Dense modules and Normalize run in NumPy for both backends (:func:`minibert.pooling.after_pooling`).
+float32 runs with TF32 off, so it matches the reference at DESIGN.md's fp32 bound; float16 / bfloat16 store
+activations in that dtype and accumulate in fp32.
 
 With ``TRITON_INTERPRET=1`` in the environment before triton is imported, the same code runs on CPU
 tensors (``device="cpu", backend="triton"``): that is how CI checks it without a GPU.
@@ -108,19 +111,32 @@ def relative_bias_table(relative_attention_bias, max_seqlen: int):
 
 def forward_packed(input_ids, position_ids, token_type_ids, segments, w: Weights, cfg: ModelConfig):
     """The encoder on packed tokens: ids, positions, types [N] on the device, checked segments (B sequences)
-    -> last hidden states [N, C] in the weights' dtype."""
+    -> last hidden states [N, C] in the weights' dtype.
+
+    Every LayerNorm is :func:`~minibert.kernels.layernorm.layer_norm` with the sum before it fused in: the
+    embeddings' (word + token type) + position, and each sub-layer's bias-less GEMM output + its bias + the
+    sub-layer's input (BERT, DistilBERT and MPNet are all post-LN). The exact GELU runs with the intermediate
+    GEMM's bias added, in place (:func:`~minibert.kernels.gelu.bias_gelu_`); ReLU models keep torch's addmm + relu.
+    """
     import torch
-    import torch.nn.functional as F
 
     from .kernels.attention import varlen_attention
+    from .kernels.gelu import bias_gelu_
+    from .kernels.layernorm import layer_norm
 
     N, C, H = input_ids.shape[0], cfg.hidden_size, cfg.num_attention_heads
     eps = cfg.layer_norm_eps
-    activation = {"gelu": F.gelu, "relu": F.relu}[cfg.hidden_act]
-    hidden = w.word_embeddings[input_ids] + w.position_embeddings[position_ids]  # [N, C]
+    embeddings = w.word_embeddings[input_ids]  # [N, C], a fresh tensor (gather)
     if w.token_type_embeddings is not None:
-        hidden = hidden + w.token_type_embeddings[token_type_ids]
-    hidden = F.layer_norm(hidden, (C,), w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, eps)
+        embeddings += w.token_type_embeddings[token_type_ids]  # HF: (word + token type) + position
+    hidden = layer_norm(
+        embeddings,
+        w.embeddings_layernorm_weight,
+        w.embeddings_layernorm_bias,
+        eps=eps,
+        residual=w.position_embeddings[position_ids],
+        out=embeddings,
+    )  # [N, C]
     rel_bias = None
     if w.relative_attention_bias is not None:
         rel_bias = relative_bias_table(w.relative_attention_bias, segments.max_seqlen)  # [H, 2S - 1]
@@ -128,17 +144,30 @@ def forward_packed(input_ids, position_ids, token_type_ids, segments, w: Weights
         mixed_qkv = torch.addmm(layer.qkv_bias, hidden, layer.qkv_weight)  # [N, C] -> [N, 3C]
         query, key, value = mixed_qkv.view(N, 3, H, C // H).unbind(1)  # 3 × [N, H, D], strided views
         context_layer = varlen_attention(query, key, value, segments, rel_bias=rel_bias)  # [N, H, D]
-        attention_output = torch.addmm(
-            layer.attention_output_bias, context_layer.view(N, C), layer.attention_output_weight
-        )
-        hidden = F.layer_norm(
-            attention_output + hidden, (C,), layer.attention_layernorm_weight, layer.attention_layernorm_bias, eps
-        )  # [N, C]
-        intermediate_output = activation(torch.addmm(layer.intermediate_bias, hidden, layer.intermediate_weight))
-        layer_output = torch.addmm(layer.output_bias, intermediate_output, layer.output_weight)  # [N, F] -> [N, C]
-        hidden = F.layer_norm(
-            layer_output + hidden, (C,), layer.output_layernorm_weight, layer.output_layernorm_bias, eps
-        )
+        attention_output = torch.mm(context_layer.view(N, C), layer.attention_output_weight)  # [N, C], bias below
+        hidden = layer_norm(
+            attention_output,
+            layer.attention_layernorm_weight,
+            layer.attention_layernorm_bias,
+            eps=eps,
+            residual=hidden,
+            input_bias=layer.attention_output_bias,
+            out=attention_output,
+        )  # LN(attention_output + bias + hidden): [N, C]
+        if cfg.hidden_act == "gelu":
+            intermediate_output = bias_gelu_(torch.mm(hidden, layer.intermediate_weight), layer.intermediate_bias)
+        else:  # relu
+            intermediate_output = torch.relu_(torch.addmm(layer.intermediate_bias, hidden, layer.intermediate_weight))
+        layer_output = torch.mm(intermediate_output, layer.output_weight)  # [N, F] -> [N, C], bias below
+        hidden = layer_norm(
+            layer_output,
+            layer.output_layernorm_weight,
+            layer.output_layernorm_bias,
+            eps=eps,
+            residual=hidden,
+            input_bias=layer.output_bias,
+            out=layer_output,
+        )  # LN(layer_output + bias + hidden): [N, C]
     return hidden
 
 

@@ -36,23 +36,12 @@ import torch
 
 from minibert.errors import InputError, InputTypeError
 from minibert.kernels.attention import varlen_attention
-from minibert.kernels.checks import interpreting
 from tests.conftest import ROOT, assert_close
+from tests.kernel_helpers import DEVICE, DTYPE_TOL, check_bad_input, meta_like, skip_module_without_device, zeros
 
-# In the interpreter (the default here) on CPU tensors; with TRITON_INTERPRET=0 on a CUDA device the same
-# tests run the compiled kernel: `TRITON_INTERPRET=0 python -m pytest tests/test_kernel_attention.py`.
-INTERPRET = interpreting()
-DEVICE = torch.device("cpu" if INTERPRET else "cuda")
-pytestmark = pytest.mark.skipif(
-    not INTERPRET and not torch.cuda.is_available(), reason="TRITON_INTERPRET=0 and no CUDA device"
-)
+skip_module_without_device()
 
 # Shape letters: N = packed tokens, B = sequences, H = heads, D = head dim, L = one sequence's length.
-DTYPES = [  # (dtype, tol) — DESIGN.md kernels bounds
-    pytest.param(torch.float32, 1e-5, id="fp32"),
-    pytest.param(torch.float16, 2e-3, id="fp16"),
-    pytest.param(torch.bfloat16, 1e-2, id="bf16"),
-]
 AWKWARD_LENGTHS = [1, 2, 7, 63, 64, 65, 129, 257, 512]  # around the 64-wide tiles, up to BERT's 512
 MEDIUM_LENGTHS = [1, 2, 7, 16, 17, 63, 65, 130]  # for the small-tile cases (the interpreter pays per tile)
 
@@ -138,7 +127,7 @@ def check_output(ours: torch.Tensor, ref: np.ndarray, cu_seqlens: torch.Tensor, 
 # ---------------------------------------------------------------------------------------------- parity
 
 
-@pytest.mark.parametrize(("dtype", "tol"), DTYPES)
+@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL)
 @pytest.mark.parametrize("head_dim", [32, 64])
 @pytest.mark.parametrize("with_bias", [False, True], ids=["no-bias", "rel-bias"])
 def test_packed_batch_matches_reference(dtype, tol, head_dim, with_bias):
@@ -170,7 +159,7 @@ def test_block_sizes(block_m, block_n):
     check_output(ours, ref, cu, 1e-5, f"blocks {block_m}x{block_n}")
 
 
-@pytest.mark.parametrize(("dtype", "tol"), DTYPES)
+@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL)
 @pytest.mark.parametrize("length", [1, 300])
 def test_batch_of_one_sequence(dtype, tol, length):
     heads, head_dim = 3, 64
@@ -185,7 +174,7 @@ def test_batch_of_one_sequence(dtype, tol, length):
 
 
 @pytest.mark.parametrize("layout", ["fused", "heads", "separate"])
-@pytest.mark.parametrize(("dtype", "tol"), [DTYPES[0], DTYPES[1]])
+@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL[:2])  # fp32, fp16
 def test_strided_inputs_and_output(layout, dtype, tol):
     lengths, heads, head_dim = [5, 70, 33], 3, 32
     q, k, v = make_qkv(lengths, heads, head_dim, dtype, seed=11, layout=layout)
@@ -279,10 +268,6 @@ def good_args() -> dict:
     return dict(q=q, k=k, v=v, cu_seqlens=cu([0, 4, 10]), max_seqlen=6)
 
 
-def _meta(t):
-    return torch.empty(t.shape, dtype=t.dtype, device="meta")
-
-
 def cu(values: list[int]) -> torch.Tensor:
     return torch.tensor(values, dtype=torch.int32, device=DEVICE)
 
@@ -291,23 +276,19 @@ def randn(*shape: int) -> torch.Tensor:
     return torch.randn(*shape, device=DEVICE)
 
 
-def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.zeros(*shape, dtype=dtype, device=DEVICE)
-
-
 BAD_INPUTS = {  # name: (change to the good arguments, exception type, message fragments)
     "q-not-a-tensor": (lambda a: a.update(q=a["q"].tolist()), InputTypeError, ["q must be a torch.Tensor", "list"]),
     "q-float64": (lambda a: a.update(q=a["q"].double()), InputError, ["q has dtype float64", "float16"]),
     "q-int": (lambda a: a.update(q=a["q"].int()), InputError, ["q has dtype int32"]),
     "mixed-dtypes": (lambda a: a.update(k=a["k"].half()), InputError, ["share one dtype", "float32", "float16"]),
     "all-on-meta": (
-        lambda a: a.update(q=_meta(a["q"]), k=_meta(a["k"]), v=_meta(a["v"])),
+        lambda a: a.update(q=meta_like(a["q"]), k=meta_like(a["k"]), v=meta_like(a["v"])),
         InputError,
         ["q is on meta", "CUDA"],
     ),
-    "k-on-other-device": (lambda a: a.update(k=_meta(a["k"])), InputError, ["k is on meta", "other inputs are on"]),
+    "k-on-other-device": (lambda a: a.update(k=meta_like(a["k"])), InputError, ["k is on meta", "other inputs are on"]),
     "cu_seqlens-on-other-device": (
-        lambda a: a.update(cu_seqlens=_meta(a["cu_seqlens"])),
+        lambda a: a.update(cu_seqlens=meta_like(a["cu_seqlens"])),
         InputError,
         ["cu_seqlens is on meta"],
     ),
@@ -382,14 +363,7 @@ BAD_INPUTS = {  # name: (change to the good arguments, exception type, message f
 
 @pytest.mark.parametrize("case", list(BAD_INPUTS))
 def test_bad_input(case):
-    change, exc_type, fragments = BAD_INPUTS[case]
-    args = good_args()
-    change(args)
-    with pytest.raises(exc_type) as excinfo:
-        varlen_attention(**args)
-    message = str(excinfo.value)
-    for fragment in fragments:
-        assert fragment in message, f"{case}: {fragment!r} not in the message {message!r}"
+    check_bad_input(varlen_attention, good_args(), *BAD_INPUTS[case], case=case)
 
 
 def test_good_args_run():

@@ -25,25 +25,20 @@ import torch
 
 from minibert.errors import InputError, InputTypeError
 from minibert.kernels import pooling
-from minibert.kernels.checks import Segments, interpreting
+from minibert.kernels.checks import Segments
 from minibert.kernels.pooling import cls_pool, mean_pool
 from tests.conftest import assert_close
+from tests.kernel_helpers import DEVICE, DTYPE_TOL, check_result, randn, skip_module_without_device, zeros
 
-# Interpreted kernels run on CPU tensors; compiled ones (TRITON_INTERPRET=0 on a GPU machine) on CUDA tensors.
-DEVICE = torch.device("cpu" if interpreting() else "cuda")
-if DEVICE.type == "cuda" and not torch.cuda.is_available():
-    pytest.skip("TRITON_INTERPRET is off and there is no CUDA device", allow_module_level=True)
+skip_module_without_device()
 
 MIXED_LENGTHS = [1, 2, 7, 63, 64, 65, 129, 257, 512]  # around block edges and powers of two
-DTYPE_TOL = [(torch.float32, 1e-5), (torch.float16, 2e-3), (torch.bfloat16, 1e-2)]
-DTYPE_IDS = ["fp32", "fp16", "bf16"]
 HIDDEN_SIZES = [32, 37, 384, 768]
 
 
 def make_inputs(lengths, hidden_size, dtype, seed):
     """(hidden [N, C] of dtype, cu_seqlens [B + 1] int32) for segments of the given lengths."""
-    generator = torch.Generator().manual_seed(seed)
-    hidden = torch.randn(sum(lengths), hidden_size, generator=generator).to(DEVICE, dtype)  # [N, C]
+    hidden = randn(sum(lengths), hidden_size, dtype=dtype, seed=seed)  # [N, C]
     cu_seqlens = torch.tensor(np.concatenate([[0], np.cumsum(lengths)]), dtype=torch.int32, device=DEVICE)  # [B + 1]
     return hidden, cu_seqlens
 
@@ -74,15 +69,13 @@ def run_and_check(pool, hidden, cu_seqlens, *, tol, normalize, what, **blocks):
     result = pool(hidden, cu_seqlens, normalize=normalize, out=out, **blocks)
     assert result is out, "the launcher must return the out buffer it was given"
     assert result.dtype == torch.float32
-    assert torch.isfinite(result).all(), f"{what}: {int((~torch.isfinite(result)).sum())} elements not written/NaN"
-    expected = reference_pool(hidden, cu_seqlens, mode=mode, normalize=normalize)
-    assert_close(result.cpu().numpy(), expected, atol=tol, rtol=tol, what=what)
+    check_result(result, reference_pool(hidden, cu_seqlens, mode=mode, normalize=normalize), tol=tol, what=what)
     return result
 
 
 @pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalized"])
 @pytest.mark.parametrize("hidden_size", HIDDEN_SIZES)
-@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL, ids=DTYPE_IDS)
+@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL)
 def test_mean_pool_mixed_lengths(dtype, tol, hidden_size, normalize):
     lengths = [*MIXED_LENGTHS[:4], 0, *MIXED_LENGTHS[4:]]  # an empty segment pools to zeros
     hidden, cu_seqlens = make_inputs(lengths, hidden_size, dtype, seed=hidden_size)
@@ -94,7 +87,7 @@ def test_mean_pool_mixed_lengths(dtype, tol, hidden_size, normalize):
 
 @pytest.mark.parametrize("normalize", [False, True], ids=["raw", "normalized"])
 @pytest.mark.parametrize("hidden_size", HIDDEN_SIZES)
-@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL, ids=DTYPE_IDS)
+@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL)
 def test_cls_pool_mixed_lengths(dtype, tol, hidden_size, normalize):
     hidden, cu_seqlens = make_inputs(MIXED_LENGTHS, hidden_size, dtype, seed=100 + hidden_size)
     run_and_check(cls_pool, hidden, cu_seqlens, tol=tol, normalize=normalize, what=f"cls_pool {dtype} C={hidden_size}")
@@ -136,7 +129,7 @@ def test_batch_of_one(pool, length):
 
 
 @pytest.mark.parametrize("pool", [mean_pool, cls_pool], ids=["mean", "cls"])
-@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL, ids=DTYPE_IDS)
+@pytest.mark.parametrize(("dtype", "tol"), DTYPE_TOL)
 def test_strided_hidden(pool, dtype, tol):
     """A column slice of a wider tensor: row stride 400 + 3, last-dim stride 1."""
     wide, cu_seqlens = make_inputs([7, 65, 1, 33], 403, dtype, seed=7)
@@ -220,10 +213,6 @@ def test_matches_sentence_transformers_modules(mode):
 
 H = torch.zeros(6, 8, device=DEVICE)
 CU = torch.tensor([0, 2, 6], dtype=torch.int32, device=DEVICE)
-
-
-def zeros(*shape, dtype=torch.float32):
-    return torch.zeros(*shape, dtype=dtype, device=DEVICE)
 
 
 def offsets(*values):
