@@ -130,12 +130,7 @@ def stream_lines(p: Path) -> Iterator[tuple[int, str]]:
             try:
                 line = raw[start:].decode("utf-8")
             except UnicodeDecodeError as e:
-                bad = offset + start + e.start
-                raise InputError(
-                    f"corpus file {p} is not valid UTF-8: undecodable byte 0x{raw[start + e.start]:02x} at byte offset "
-                    f"{bad} (line {lineno}); convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8 (naming its "
-                    "encoding)"
-                ) from None
+                raise _not_utf8(f"corpus file {p}", raw[start + e.start], offset + start + e.start, lineno) from None
             offset += len(raw)
             line = line[:-1] if line.endswith("\n") else line
             line = line[:-1] if line.endswith("\r") else line
@@ -151,11 +146,14 @@ def decode_utf8(data: bytes, source: str) -> str:
         return data[start:].decode("utf-8")
     except UnicodeDecodeError as e:
         offset = start + e.start
-        line = data.count(b"\n", 0, offset) + 1
-        raise InputError(
-            f"{source} is not valid UTF-8: undecodable byte 0x{data[offset]:02x} at byte offset {offset} "
-            f"(line {line}); convert it to UTF-8 first, e.g. iconv -f latin1 -t utf-8 (naming its encoding)"
-        ) from None
+        raise _not_utf8(source, data[offset], offset, data.count(b"\n", 0, offset) + 1) from None
+
+
+def _not_utf8(source: str, byte: int, offset: int, line: int) -> InputError:
+    return InputError(
+        f"{source} is not valid UTF-8: undecodable byte 0x{byte:02x} at byte offset {offset} (line {line}); convert "
+        "it to UTF-8 first, e.g. iconv -f latin1 -t utf-8 (naming its encoding)"
+    )
 
 
 def split_lines(text: str) -> list[str]:

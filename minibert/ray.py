@@ -47,11 +47,13 @@ from .embed.job import (
     SCALAR_PRECISIONS,
     EmbedSettings,
     Summary,
+    already_complete,
     calibration_ranges,
     describe_job,
     embed_texts,
     prepare_output,
     print_summary,
+    shards_of,
     stored_rows,
 )
 from .errors import BackendUnavailableError, InputError, positive_int
@@ -179,11 +181,7 @@ def _actor_pool(ray: Any, actors: int, parquet: bool) -> Any:
 
 def _first_shard_ranges(model: Any, source: CorpusInput, settings: EmbedSettings) -> np.ndarray:
     """int8 / uint8 ranges by the single-machine rule: from the first shard's float embeddings, on the driver."""
-    first: list[Passage] = []
-    for passage in iter_passages(source):
-        first.append(passage)
-        if len(first) == settings.shard_size:
-            break
+    first = next(shards_of(iter_passages(source), settings.shard_size), [])
     return calibration_ranges(embed_texts(model, [p.embed_text for p in first], settings))
 
 
@@ -209,13 +207,15 @@ def run_ray_job(
         )
     settings = settings.checked()
     threads_per_actor = positive_int("--threads-per-actor", threads_per_actor)
+    if actors is not None:
+        actors = positive_int("--actors", actors)
     out_dir = Path(out_dir)
     started = time.monotonic()
     model = load(model_name)
     identity, _ = input_identity(source)
     description = {**describe_job(model, model_name, identity, settings), "runner": "ray"}
     manifest = prepare_output(out_dir, description, overwrite)
-    if manifest is not None and manifest.get("status") == "complete":
+    if already_complete(out_dir, manifest):
         summary = Summary(manifest["rows"], 0, 0.0, len(manifest["shards"]), nothing_to_do=True)
         print_summary(summary, out_dir)
         return summary
@@ -232,7 +232,6 @@ def run_ray_job(
         cluster = {"nodes": len(alive), "cpus": sum(int(node["Resources"].get("CPU", 0)) for node in alive)}
         if actors is None:
             actors = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads_per_actor)
-        actors = positive_int("--actors", actors)
         ray.data.DataContext.get_current().execution_options.preserve_order = True
         dataset, lines_of = _dataset(ray, source)
         embedded = dataset.map_batches(

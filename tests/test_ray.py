@@ -115,10 +115,17 @@ def test_cli_ray_bad_inputs(tmp_path, model_dir):
     txt.write_text("a passage\n")
     no_ids = tmp_path / "c.jsonl"
     no_ids.write_text('{"text": "a passage without an id"}\n')
-    for corpus, fragments in ((txt, ("plain text", "without --ray")), (no_ids, ("the Ray job failed", "missing id"))):
+    tsv = write_tsv(tmp_path / "c.tsv", passages(3))
+    cases = (
+        (txt, [], ("plain text", "without --ray")),
+        (no_ids, [], ("the Ray job failed", "missing id")),
+        (tsv, ["--actors", "0"], ("--actors", "positive")),
+        (tsv, ["--threads-per-actor", "0"], ("--threads-per-actor", "positive")),
+    )
+    for i, (corpus, extra, fragments) in enumerate(cases):
         result = subprocess.run(
             [str(MINIBERT), "embed", "--model", str(model_dir), "--input", str(corpus), "--output",
-             str(tmp_path / f"out-{corpus.suffix}"), "--ray"], capture_output=True, text=True, timeout=300,
+             str(tmp_path / f"out-{i}"), "--ray", *extra], capture_output=True, text=True, timeout=300,
         )  # fmt: skip
         assert result.returncode == 1, result.stderr
         errors = [line for line in result.stderr.splitlines() if line.startswith("minibert: error: ")]

@@ -136,7 +136,7 @@ def stored_rows(embeddings: np.ndarray, precision: str, ranges: np.ndarray | Non
     return quantize_embeddings(embeddings, precision, ranges=ranges)
 
 
-def _shards_of(passages: Iterator[Passage], size: int) -> Iterator[list[Passage]]:
+def shards_of(passages: Iterator[Passage], size: int) -> Iterator[list[Passage]]:
     while chunk := list(itertools.islice(passages, size)):
         yield chunk
 
@@ -170,7 +170,7 @@ def prepare_output(out_dir: Path, description: dict, overwrite: bool) -> dict | 
     return manifest
 
 
-def _already_complete(out_dir: Path, manifest: dict | None) -> bool:
+def already_complete(out_dir: Path, manifest: dict | None) -> bool:
     """True when the manifest says complete and every shard it lists is there with its row count."""
     if manifest is None or manifest.get("status") != "complete":
         return False
@@ -199,7 +199,7 @@ def run_embed_job(
     description = describe_job(model, model_name, identity, settings)
     key = job_key(description)
     manifest = prepare_output(out_dir, description, overwrite)
-    if _already_complete(out_dir, manifest):
+    if already_complete(out_dir, manifest):
         done = manifest["rows"]
         return Summary(rows=done, embedded=0, seconds=0.0, shards=len(manifest["shards"]), nothing_to_do=True)
     manifest = {"ranges": None, **(manifest or description), "status": "running"}
@@ -210,7 +210,7 @@ def run_embed_job(
     written: list[dict[str, Any]] = []
     embedded = 0
     with progress(total, "embedding", show_progress, unit="rows") as advance:
-        for index, passages in enumerate(_shards_of(iter_passages(source), settings.shard_size)):
+        for index, passages in enumerate(shards_of(iter_passages(source), settings.shard_size)):
             ids = [p.id for p in passages]
             if shards.finished_shard_ids(out_dir, index, key) == ids:
                 advance(len(ids))
