@@ -19,19 +19,18 @@ constructor) and embeds the batches it is given, with the single-machine job's r
 :func:`run_ray_job` is ``minibert embed --ray``: the same input formats — ``.parquet`` through
 ``ray.data.read_parquet``, ``.jsonl`` and ``.tsv`` through ``ray.data.read_text`` and minibert's own line parser
 (so a passage is exactly what the single-machine job reads), plain text refused, as its passages are named by line
-position, which Ray's parallel readers do not know — then ``map_batches(Embedder)`` on a fixed pool of actors, then
-``write_parquet`` into a hidden folder of the output directory whose files are renamed into place as
-``part-*.parquet`` once all are written, with the same manifest as the single-machine job. Where it differs: a Ray
-job is not resumed shard by shard (a killed one starts over); and batches are cut where Ray cuts them, so rows equal
-the single-machine job's to float32 rounding (≤ 1e-6), not bitwise. The output directory must be on a file system
-every node sees. Ray is imported only here: the plain CPU path never loads it.
+position, which Ray's parallel readers do not know — then ``map_batches(Embedder)`` on a fixed pool of actors, then the
+driver iterates the embedded rows in input order (``preserve_order``) and writes the single-machine job's shards
+and manifest (Ray's ``write_parquet`` is not used: it may reorder rows within a file). Where it differs: a Ray job is
+not resumed shard by shard (a killed one starts over); and batches are cut where Ray cuts them, so rows equal the
+single-machine job's to float32 rounding (≤ 1e-6), not bitwise. Only the driver writes, so the output directory
+need only be on its machine. Ray is imported only here: the plain CPU path never loads it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -51,6 +50,7 @@ from .embed.job import (
     calibration_ranges,
     describe_job,
     embed_texts,
+    job_key,
     prepare_output,
     print_summary,
     shards_of,
@@ -254,20 +254,12 @@ def run_ray_job(
             num_cpus=threads_per_actor,
             compute=_actor_pool(ray, actors, parquet=lines_of is None),
         )
-        staging = out_dir / ".ray-staging"
-        shutil.rmtree(staging, ignore_errors=True)
-        embedded.write_parquet(
-            str(staging.resolve()),
-            min_rows_per_file=settings.shard_size,
-            ray_remote_args={"num_cpus": 0},
-            **shards.parquet_options(settings.precision),
-        )
+        written = _write_in_order(embedded, out_dir, settings, job_key(description))
     except ray.exceptions.RayError as exc:
         raise InputError(f"the Ray job failed: {_root_cause(exc)}") from None
     finally:
         if started_ray:
             ray.shutdown()
-    written = _move_into_place(staging, out_dir)
     rows = sum(s["rows"] for s in written)
     seconds = time.monotonic() - started
     extra = {"actors": actors, "threads_per_actor": threads_per_actor, **cluster}
@@ -295,13 +287,13 @@ def _root_cause(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-def _move_into_place(staging: Path, out_dir: Path) -> list[dict[str, Any]]:
-    """Rename Ray's files (in their name order) to part-00000.parquet, …; their row counts from the footers."""
-    pq = shards.import_pyarrow().parquet
+def _write_in_order(embedded: Any, out_dir: Path, settings: EmbedSettings, key: str) -> list[dict[str, Any]]:
+    """Write the embedded rows as the single-machine job's shards (`shard_size` rows each, atomically, tagged with the
+    job's key), in input order: the driver iterates the dataset, which ``preserve_order`` keeps in order. (Ray's own
+    ``write_parquet`` does not: its pyarrow ``write_dataset`` may reorder the batches of a write task.)"""
     written = []
-    for index, path in enumerate(sorted(staging.glob("*.parquet"))):
-        name = shards.shard_name(index)
-        written.append({"file": name, "rows": pq.ParquetFile(path).metadata.num_rows})
-        os.replace(path, out_dir / name)
-    shutil.rmtree(staging, ignore_errors=True)
+    batches = embedded.iter_batches(batch_size=settings.shard_size, batch_format="pyarrow", prefetch_batches=2)
+    for index, batch in enumerate(batches):
+        shards.write_shard(out_dir, index, shards.tagged(batch, key), settings.precision)
+        written.append({"file": shards.shard_name(index), "rows": batch.num_rows})
     return written

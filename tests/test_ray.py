@@ -56,13 +56,14 @@ def test_ray_job_equals_single_process(tmp_path, model_dir, local_ray, fmt):
         pq.write_table(pa.table({"pid": [r[0] for r in rows], "body": [r[1] for r in rows]}), path, row_group_size=40)
         fields = JsonFields(id="pid", text="body")
     settings = EmbedSettings(batch_size=16, shard_size=60)
-    _, ids, expected = single_process(model_dir, open_input(path, fields), tmp_path / "single", settings)
+    single_manifest, ids, expected = single_process(model_dir, open_input(path, fields), tmp_path / "single", settings)
 
     summary = run_ray_job(str(model_dir), open_input(path, fields), tmp_path / "ray", settings, actors=2)
     manifest, ray_ids, got = read_output(tmp_path / "ray")
     assert summary.rows == 150 and manifest["rows"] == 150 and manifest["runner"] == "ray"
     assert ray_ids == ids  # every id once, in input order
     assert_close(got, expected, atol=1e-6, what=f"Ray vs single-process rows ({fmt})")
+    assert manifest["shards"] == single_manifest["shards"]  # the same files of the same rows: 60, 60, 30
     assert manifest["ray"]["actors"] == 2 and manifest["ray"]["threads_per_actor"] == 1
     assert pq.read_schema(tmp_path / "ray" / "part-00000.parquet").field("embedding").type == pa.list_(pa.float32(), 32)
 

@@ -55,7 +55,12 @@ def shard_table(ids: Sequence[str], embeddings: np.ndarray, precision: str, job_
     values = pa.array(rows.reshape(-1), type=getattr(pa, _VALUE_TYPES[precision])())
     embedding = pa.FixedSizeListArray.from_arrays(values, rows.shape[1])
     table = pa.table({"id": pa.array(list(ids), type=pa.string()), "embedding": embedding})
-    return table if job_key is None else table.replace_schema_metadata({JOB_KEY_METADATA: job_key.encode()})
+    return table if job_key is None else tagged(table, job_key)
+
+
+def tagged(table: Any, job_key: str) -> Any:
+    """`table` with its schema tagged as a shard of the job `job_key`."""
+    return table.replace_schema_metadata({JOB_KEY_METADATA: job_key.encode()})
 
 
 def write_atomic(path: Path, write: Callable[[Path], None]) -> None:
