@@ -78,7 +78,7 @@ def main() -> None:
             after_pooling(pooled, model.weights.dense, cfg, normalized=False)
             seconds["pool"] += time.perf_counter() - start
 
-    with _blas.single_threaded_blas():
+    with _blas.blas_threads(1):
         one_pass()  # warm-up
         seconds.clear()
         one_pass()

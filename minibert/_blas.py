@@ -1,11 +1,17 @@
-"""Single-threaded BLAS while minibert's own threads each run GEMMs (OpenBLAS builds of NumPy).
+"""How many OpenBLAS threads a forward's GEMMs get (OpenBLAS builds of NumPy): :func:`blas_threads`.
 
-The fast forward splits a batch into one group of sequences per core and runs each group on its own
-thread. If every thread's GEMM then also fans out to OpenBLAS's thread pool, the cores are oversubscribed
-(measured on 2 cores: 71 docs/s against 105 with one BLAS thread per group). OpenBLAS has no per-thread
-setting (``openblas_set_num_threads_local`` sets the global count too), so :func:`single_threaded_blas`
-sets the process-wide count to 1 while at least one forward is inside it and restores the previous count
-when the last one leaves. NumPy matmuls other threads run in that window also get one BLAS thread.
+The fast forward either runs one group of sequences per core, each on its own thread, or — a batch too small to
+split, such as one query — one group on the calling thread. In the first case each GEMM must stay on one BLAS
+thread: threads inside threads oversubscribed the cores. In the second the GEMMs are the whole forward, and
+at a few rows they are bound by streaming the weights from memory, which one core does not saturate: there BLAS
+should split them over the cores. OpenBLAS has no per-thread setting (``openblas_set_num_threads_local`` sets
+the global count too), so the count is process-wide, and :func:`blas_threads` takes turns: forwards asking for
+the same count run together under it (capped by the count found before, so ``OPENBLAS_NUM_THREADS=1`` is kept);
+a forward asking for another count waits until they are done, and forwards arriving meanwhile wait behind it.
+So every GEMM of a forward runs with the count its batch asked for, whatever runs beside it — OpenBLAS splits
+a GEMM differently for another count, and the last bits of the result follow, so this keeps one text's
+embedding the same alone and under concurrent load. When no forward is inside, the count found before is back.
+NumPy matmuls that other threads run meanwhile get the same count.
 
 The library is found the way threadpoolctl finds it, with the standard library only: the OpenBLAS shared
 object mapped into this process (``/proc/self/maps``; NumPy's wheels bundle ``scipy_openblas``). Other
@@ -29,8 +35,10 @@ _SYMBOLS = (
     ("openblas_set_num_threads", "openblas_get_num_threads"),
 )
 
-_lock = threading.Lock()
-_users = 0
+_turns = threading.Condition()
+_inside = 0  # forwards inside blas_threads
+_inside_count = 0  # the BLAS threads they all run with
+_waiting: dict[int, int] = {}  # BLAS threads asked for -> forwards waiting for their turn
 _saved_threads = 0
 
 
@@ -60,20 +68,33 @@ def _find_controls() -> tuple[Callable[[int], None], Callable[[], int]] | None:
 
 
 @contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """One OpenBLAS thread while any caller is inside; the previous count again after the last leaves."""
-    global _users, _saved_threads
-    with _lock:
-        controls = _find_controls()
-        if controls is not None and _users == 0:
-            set_threads, get_threads = controls
+def blas_threads(n: int) -> Iterator[None]:
+    """Run the caller's GEMMs on `n` BLAS threads (capped by the count found before); forwards asking for the same
+    count run together, others wait their turn (module docstring). The count found before is restored whenever
+    no forward is inside."""
+    global _inside, _inside_count, _saved_threads
+    controls = _find_controls()
+    if controls is None:
+        yield
+        return
+    set_threads, get_threads = controls
+    with _turns:
+        _waiting[n] = _waiting.get(n, 0) + 1
+        try:  # join the forwards inside when they run with this count and nobody else waits; else wait until empty
+            while _inside and (_inside_count != n or any(k != n and w for k, w in _waiting.items())):
+                _turns.wait()
+        finally:
+            _waiting[n] -= 1
+        if not _inside:
             _saved_threads = get_threads()
-            set_threads(1)
-        _users += 1
+            _inside_count = n
+            set_threads(max(1, min(n, _saved_threads)))
+        _inside += 1
     try:
         yield
     finally:
-        with _lock:
-            _users -= 1
-            if controls is not None and _users == 0:
-                controls[0](_saved_threads)
+        with _turns:
+            _inside -= 1
+            if not _inside:
+                set_threads(_saved_threads)
+                _turns.notify_all()

@@ -10,7 +10,9 @@ readable one:
   ([N, C] rows, N = Σ lengths; MS MARCO batches sorted by characters were 30% padding), the sequences split
   into contiguous groups of about equal token counts, and each group runs the whole layer stack on its
   own thread: GEMMs, attention and elementwise work, with no hand-offs between them. OpenBLAS is held at
-  one thread meanwhile (:mod:`minibert._blas`): threads inside threads oversubscribed the cores.
+  one thread meanwhile (:mod:`minibert._blas`): threads inside threads oversubscribed the cores. A batch too
+  small to split — one short query — is the exception: one group, whose GEMMs BLAS splits over the cores
+  (:func:`thread_plan`, the one rule).
 - **Elementwise work in place, in cache-sized row blocks.** Bias + GELU and residual + bias + LayerNorm
   run over blocks of rows that fit in L2, in the GEMM's output buffer; each layer's activations live in
   buffers allocated once per forward (``np.matmul(..., out=)``), and the layer output overwrites its input.
@@ -36,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ._blas import single_threaded_blas
+from ._blas import blas_threads
 from .config import ModelConfig
 from .errors import positive_int
 from .forward import position_bias
@@ -60,15 +62,19 @@ _MIN_GROUP_TOKENS = 64  # fewer tokens per thread than this: one thread (thread 
 _BLOCK_FLOATS = 1 << 16  # elements per row block (256 KiB of float32): a block and its scratch blocks fit L2
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (affinity and cgroup-pinned CPUs included)."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()) or 1
+
+
 def _threads() -> int:
-    """Cores this process may run on (affinity and cgroup-pinned CPUs included), at most 8, and at most
-    ``MINIBERT_NUM_THREADS`` when that is set (what an actor of a Ray job is given, so actors sharing a machine do not
-    oversubscribe its cores)."""
-    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    """:func:`usable_cores`, at most 8, and at most ``MINIBERT_NUM_THREADS`` when that is set (what an actor of a
+    Ray job is given, so actors sharing a machine do not oversubscribe its cores)."""
+    available = usable_cores()
     limit = os.environ.get(THREADS_ENV, "").strip()
     if limit:
-        available = min(available or 1, positive_int(THREADS_ENV, int(limit) if limit.isdigit() else limit))
-    return max(1, min(available or 1, 8))
+        available = min(available, positive_int(THREADS_ENV, int(limit) if limit.isdigit() else limit))
+    return max(1, min(available, 8))
 
 
 def _row_blocks(n_rows: int, width: int):
@@ -150,82 +156,97 @@ def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.nd
 
 
 class _AttentionScratch:
-    """One sequence's attention arrays, carved per sequence out of regions sized for the longest one.
+    """The attention arrays of a group of equal-length sequences, carved out of regions sized for the largest group.
 
-    Allocated once per layer: fresh per-sequence arrays of a few hundred KiB each cost more in page faults
+    Allocated once per layer: fresh per-group arrays of a few hundred KiB each cost more in page faults
     (glibc maps allocations over 128 KiB afresh) than the GEMMs that fill them (QKᵀ on 12 × 80 × 32: 92 µs
     into a new array, 37 µs into a reused one).
     """
 
-    def __init__(self, H: int, D: int, L_max: int) -> None:
+    def __init__(self, H: int, D: int, max_rows: int, max_scores: int, L_max: int) -> None:
         self.H, self.D = H, D
-        self._hld = [np.empty(H * L_max * D, dtype=np.float32) for _ in range(4)]  # Q, Kᵀ, V, context
-        self._scores = np.empty(H * L_max * L_max, dtype=np.float32)
-        self._row_sums = np.empty(H * L_max, dtype=np.float32)
+        self._hld = [np.empty(max_rows * H * D, dtype=np.float32) for _ in range(4)]  # Q, Kᵀ, V, context
+        self._scores = np.empty(H * max_scores, dtype=np.float32)
+        self._row_sums = np.empty(H * max_rows, dtype=np.float32)
         self._ones = np.ones((L_max, 1), dtype=np.float32)
 
-    def arrays(self, L: int):
-        """query [H, L, D], key_t [H, D, L], value [H, L, D], context_layer [H, L, D], scores [H, L, L],
-        row_sums [H, L, 1], ones [L, 1] — views, valid until the next call."""
+    def arrays(self, S: int, L: int):
+        """query [S, H, L, D], key_t [S, H, D, L], value [S, H, L, D], context_layer [S, H, L, D], scores
+        [S, H, L, L], row_sums [S, H, L, 1], ones [L, 1] — views, valid until the next call."""
         H, D = self.H, self.D
-        query, key_t, value, context_layer = (region[: H * L * D] for region in self._hld)
+        query, key_t, value, context_layer = (region[: S * H * L * D] for region in self._hld)
         return (
-            query.reshape(H, L, D),
-            key_t.reshape(H, D, L),
-            value.reshape(H, L, D),
-            context_layer.reshape(H, L, D),
-            self._scores[: H * L * L].reshape(H, L, L),
-            self._row_sums[: H * L].reshape(H, L, 1),
+            query.reshape(S, H, L, D),
+            key_t.reshape(S, H, D, L),
+            value.reshape(S, H, L, D),
+            context_layer.reshape(S, H, L, D),
+            self._scores[: S * H * L * L].reshape(S, H, L, L),
+            self._row_sums[: S * H * L].reshape(S, H, L, 1),
             self._ones[:L],
         )
 
 
+def _equal_length_groups(offsets: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The sequences grouped by length: (L, their first rows [S_L]) for each length L ≥ 1 present."""
+    starts, lengths = offsets[:-1], np.diff(offsets)
+    return [(int(L), starts[lengths == L]) for L in np.unique(lengths) if L > 0]
+
+
 def _exp_shifted_(query, key_t, bias, shift_by_row: bool, attention_scores, ones, row_sums) -> np.ndarray:
-    """attention_scores = exp(Q Kᵀ (+ bias) - shift) in place, shifted by the sequence's maximum or each row's;
-    returns the row sums [H, L, 1] (a GEMV: summing short rows along the last axis is several times slower)."""
-    np.matmul(query, key_t, out=attention_scores)  # [H, L, D] @ [H, D, L] -> [H, L, L]
+    """attention_scores = exp(Q Kᵀ (+ bias) - shift) in place, shifted by each sequence's maximum or each row's;
+    returns the row sums [S, H, L, 1] (a GEMV: summing short rows along the last axis is several times slower)."""
+    np.matmul(query, key_t, out=attention_scores)  # [S, H, L, D] @ [S, H, D, L] -> [S, H, L, L]
     if bias is not None:
         attention_scores += bias
-    shift = attention_scores.max(axis=-1, keepdims=True) if shift_by_row else attention_scores.max()
-    np.subtract(attention_scores, shift, out=attention_scores)
+    axes = -1 if shift_by_row else (1, 2, 3)
+    np.subtract(attention_scores, attention_scores.max(axis=axes, keepdims=True), out=attention_scores)
     np.exp(attention_scores, out=attention_scores)
     return np.matmul(attention_scores, ones, out=row_sums)
 
 
 def self_attention(mixed_qkv, qkv_bias, offsets, position_bias, context) -> np.ndarray:
-    """Packed rows, one sequence at a time on its own tokens: context = softmax(Q Kᵀ/√D (+ bias)) V.
+    """Packed rows, each sequence on its own tokens: context = softmax(Q Kᵀ/√D (+ bias)) V.
 
     mixed_qkv: [N, 3C] (before the bias), qkv_bias: [3, H, D], offsets: [S + 1] row starts,
     position_bias: [1, H, T, T] or None, context: [N, C] output.
 
-    The softmax shifts the scores by the sequence's maximum, not each row's (one reduction instead of a
-    slow per-row one; any shift gives the same softmax), and divides by the row sums after the A·V product,
-    on [H, L, D] instead of [H, L, L]. A row whose maximum is far below the sequence's (its sum < 1e-30,
-    where exp would lose precision) sends the sequence through per-row shifts instead.
+    Sequences of equal length go through together, as a stack of S_L sequences (many short queries are a few
+    stacks instead of many small calls); a length held by one sequence reads and writes its rows in place. The
+    softmax shifts the scores by each sequence's maximum, not each row's (one reduction instead of a slow
+    per-row one; any shift gives the same softmax), and divides by the row sums after the A·V product, on
+    [H, L, D] instead of [H, L, L]. A row whose maximum is far below its sequence's (its sum < 1e-30, where exp
+    would lose precision) sends its stack through per-row shifts instead.
     """
     _, H, D = qkv_bias.shape
-    query_bias, key_bias, value_bias = qkv_bias[:, :, None, :]  # [H, 1, D] each
-    key_bias = key_bias.transpose(0, 2, 1)  # [H, D, 1]
+    query_bias, key_bias, value_bias = qkv_bias[:, None, :, None, :]  # [1, H, 1, D] each
+    key_bias = key_bias.transpose(0, 1, 3, 2)  # [1, H, D, 1]
     scale = np.float32(1 / math.sqrt(D))
-    scratch = _AttentionScratch(H, D, int(np.diff(offsets).max()))
-    for start, end in itertools.pairwise(offsets.tolist()):
-        L = end - start
-        if L == 0:  # a sequence without tokens (a tokenizer that adds no special tokens, on "")
-            continue
-        query, key_t, value, context_layer, attention_scores, row_sums, ones = scratch.arrays(L)
-        mixed = mixed_qkv[start:end].reshape(L, 3, H, D)
-        # add the bias and lay the heads out: Q and V as [H, L, D], K already transposed as [H, D, L]
-        np.add(mixed[:, 0].transpose(1, 0, 2), query_bias, out=query)
+    groups = _equal_length_groups(offsets)
+    if not groups:  # no tokens at all
+        return context
+    rows_max, scores_max = (max(L**power * len(starts) for L, starts in groups) for power in (1, 2))
+    scratch = _AttentionScratch(H, D, rows_max, scores_max, groups[-1][0])
+    for L, starts in groups:
+        S = len(starts)
+        query, key_t, value, context_layer, attention_scores, row_sums, ones = scratch.arrays(S, L)
+        rows = slice(starts[0], starts[0] + L) if S == 1 else (starts[:, None] + np.arange(L)).reshape(-1)
+        mixed = mixed_qkv[rows].reshape(S, L, 3, H, D)
+        # add the bias and lay the heads out: Q and V as [S, H, L, D], K already transposed as [S, H, D, L]
+        np.add(mixed[:, :, 0].transpose(0, 2, 1, 3), query_bias, out=query)
         query *= scale
-        np.add(mixed[:, 1].transpose(1, 2, 0), key_bias, out=key_t)
-        np.add(mixed[:, 2].transpose(1, 0, 2), value_bias, out=value)
-        bias = None if position_bias is None else position_bias[0, :, :L, :L]  # MPNet: [H, L, L]
+        np.add(mixed[:, :, 1].transpose(0, 2, 3, 1), key_bias, out=key_t)
+        np.add(mixed[:, :, 2].transpose(0, 2, 1, 3), value_bias, out=value)
+        bias = None if position_bias is None else position_bias[:, :, :L, :L]  # MPNet: [1, H, L, L]
 
         _exp_shifted_(query, key_t, bias, False, attention_scores, ones, row_sums)
         if row_sums.min() < _MIN_ROW_SUM:
             _exp_shifted_(query, key_t, bias, True, attention_scores, ones, row_sums)
-        np.matmul(attention_scores, value, out=context_layer)  # [H, L, L] @ [H, L, D] -> [H, L, D]
-        np.divide(context_layer, row_sums, out=context[start:end].reshape(L, H, D).transpose(1, 0, 2))  # -> [L, C]
+        np.matmul(attention_scores, value, out=context_layer)  # [S, H, L, L] @ [S, H, L, D] -> [S, H, L, D]
+        if S == 1:
+            np.divide(context_layer[0], row_sums[0], out=context[rows].reshape(L, H, D).transpose(1, 0, 2))
+        else:  # -> [S, L, H, D] rows, scattered back to their places
+            np.divide(context_layer, row_sums, out=context_layer)
+            context[rows] = context_layer.transpose(0, 2, 1, 3).reshape(S * L, H * D)
     return context
 
 
@@ -299,6 +320,17 @@ def _balanced_groups(lengths: np.ndarray, n_groups: int) -> list[tuple[int, int]
     return list(itertools.pairwise(bounds.tolist()))
 
 
+def thread_plan(lengths: np.ndarray) -> tuple[list[tuple[int, int]], int]:
+    """The forward's one threading rule: the sequences' groups, each run on its own thread, and the BLAS threads
+    each group's GEMMs get. Up to one group per core, each of at least _MIN_GROUP_TOKENS tokens, with one BLAS
+    thread each (threads inside threads oversubscribe the cores); a batch too small for two groups — one short
+    query — runs as one group whose GEMMs BLAS splits over the cores (at few rows they stream the weights from
+    memory, which one core does not saturate)."""
+    cores = _threads()
+    groups = _balanced_groups(lengths, min(cores, max(1, int(lengths.sum()) // _MIN_GROUP_TOKENS)))
+    return groups, cores if len(groups) == 1 else 1
+
+
 def forward(batch: PackedBatch, w: Weights, cfg: ModelConfig) -> np.ndarray:
     """The encoder on a packed batch: [N] tokens -> last hidden states [N, C] (float32), one group of sequences
     per core. Equal to :func:`minibert.forward.forward` on ``batch.to_padded()``, at the real tokens."""
@@ -315,9 +347,8 @@ def forward(batch: PackedBatch, w: Weights, cfg: ModelConfig) -> np.ndarray:
             bias, w, cfg,
         )  # fmt: skip
 
-    lengths = batch.lengths
-    groups = _balanced_groups(lengths, min(_threads(), max(1, int(lengths.sum()) // _MIN_GROUP_TOKENS)))
-    with single_threaded_blas():  # attention's many small GEMMs lose to thread hand-offs on more threads
+    groups, blas = thread_plan(batch.lengths)
+    with blas_threads(blas):
         if len(groups) == 1:
             run(*groups[0])
             return last_hidden_state

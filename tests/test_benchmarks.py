@@ -22,7 +22,8 @@ import pytest
 from minibert.bench.contenders import MINIBERT, ONNX, REFERENCE, Unavailable, onnx_contender
 from minibert.bench.corpus import stdlib_corpus
 from minibert.bench.models import random_bert
-from minibert.bench.report import CSV_COLUMNS, append_csv
+from minibert.bench.queries import queries_from_passages, query_windows, read_queries
+from minibert.bench.report import CSV_COLUMNS, QUERY_CSV_COLUMNS, append_csv
 from minibert.bench.work import default_limit, encoder_flops
 from minibert.errors import InputError
 from tests.conftest import ROOT, assert_close
@@ -83,6 +84,8 @@ def test_minibert_bench_help_has_the_scripts_options():
         "--no-cold-start",
         "--no-rss",
         "--rss-limit",
+        "--queries",
+        "--no-queries",
         "--smoke",
     } <= options["cli"]
 
@@ -127,6 +130,42 @@ def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
 
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # the query rows: a table line per contender, and their CSV beside the passages' one
+    assert "| model | contender | queries/s, batch of distinct queries, median (min–max) |" in out
+    number = r"\d+\.\d"
+    for name in expected:
+        line = rf"^\| all-MiniLM-L6-v2 \| {re.escape(name)} \| {number} \({number}–{number}\) \| .* \| "
+        assert re.search(line + rf"{number} / {number} / {number} \| .* \| {number}× \|$", out, re.M), out
+    with (tmp_path / "out" / "cpu-queries.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == QUERY_CSV_COLUMNS
+        query_rows = list(reader)
+    measures = sorted((row["contender"], row["measure"]) for row in query_rows)
+    per_contender = ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "queries_per_s"]
+    assert measures == sorted([(name, m) for name in expected for m in per_contender] + [(MINIBERT, "floor_ms")])
+    C, F, layers = 384, 1536, 6  # all-MiniLM-L6-v2: QKV, attention output, FFN matrices, their biases, 2 LayerNorms
+    assert float(query_rows[0]["weights_mb"]) == pytest.approx(
+        4 * layers * (4 * C * C + 2 * C * F + 9 * C + F) / 1e6, abs=1e-3
+    )
+    for row in query_rows:
+        assert row["model"] == "all-MiniLM-L6-v2" and row["queries"] == "4" and float(row["value"]) > 0, row
+        assert float(row["copy_gb_per_s"]) > 0.1 and 3 < float(row["query_tokens"]) < 40, row
+
+
+def test_query_windows_hold_distinct_queries_and_cycle_the_list():
+    queries = [f"q{i}" for i in range(5)]
+    windows = query_windows(queries, 3, 4)
+    assert windows == [["q0", "q1", "q2"], ["q3", "q4", "q0"], ["q1", "q2", "q3"], ["q4", "q0", "q1"]]
+    assert query_windows(queries, 32, 2) == [queries, queries]  # never more than the distinct queries
+
+
+def test_queries_are_read_once_each_or_cut_from_passages(tmp_path):
+    path = tmp_path / "queries.tsv"
+    path.write_text("1\twhat is a goldfish\n2\tdo goldfish grow\n3\twhat is a goldfish\n", encoding="utf-8")
+    assert read_queries(path) == ["what is a goldfish", "do goldfish grow"]
+    passages = ["one two three four five six seven eight nine ten", "short one", "short one"]
+    assert queries_from_passages(passages, words=8) == ["one two three four five six seven eight", "short one"]
+
 
 @pytest.mark.parametrize(("option", "value"), [("--limit", "0"), ("--rounds", "-1"), ("--rss-limit", "-5")])
 def test_bad_option_values_are_one_line_errors(option, value):
@@ -134,6 +173,15 @@ def test_bad_option_values_are_one_line_errors(option, value):
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert re.search(rf"minibert: error: {option} must be", result.stderr), result.stderr
+
+
+def test_missing_queries_file_is_a_one_line_error(tmp_path):
+    missing = tmp_path / "nope.tsv"
+    result = subprocess.run(
+        [str(MINIBERT_CLI), "bench", "--queries", str(missing), "--smoke"], capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("minibert: error: ") and str(missing) in result.stderr, result.stderr
 
 
 def test_encoder_flops_matches_a_hand_count():

@@ -63,6 +63,40 @@ def test_eight_threads_on_one_model_match_one_thread(model):
         assert np.array_equal(got, want), f"thread {i}: max |Δ| {np.abs(got - want).max():.3g} vs one thread"
 
 
+def test_short_queries_under_load_match_queries_alone(model):
+    """One query runs on BLAS threads over every core, a batch on one BLAS thread per group: whatever runs beside
+    it, each query's embedding is the one it gets alone, bit for bit."""
+    words = (ROOT / "examples" / "corpus.txt").read_text(encoding="utf-8").split()
+    rng = random.Random(5)
+    queries = [" ".join(rng.choices(words, k=rng.randint(2, 8))) for _ in range(24)]
+    batches = [_passages(32, seed=s) for s in range(2)]
+    alone = [model.encode(q) for q in queries]
+    batched = [model.encode(b, batch_size=32) for b in batches]
+
+    got: dict[str, object] = {}
+
+    def ask(name: str, work) -> None:
+        try:
+            got[name] = work()
+        except BaseException as exc:  # handed to the test thread
+            got[name] = exc
+
+    jobs = {f"queries{i}": (lambda i=i: [model.encode(q) for q in queries[i::3]]) for i in range(3)}
+    jobs |= {f"batch{i}": (lambda i=i: model.encode(batches[i], batch_size=32)) for i in range(2)}
+    threads = [threading.Thread(target=ask, args=item) for item in jobs.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads), "a thread did not finish (deadlock?)"
+    for i in range(3):
+        assert not isinstance(got[f"queries{i}"], BaseException), got[f"queries{i}"]
+        for q, row in zip(queries[i::3], got[f"queries{i}"], strict=True):
+            assert np.array_equal(row, alone[queries.index(q)]), f"query {q!r} under load differs from alone"
+    for i in range(2):
+        assert np.array_equal(got[f"batch{i}"], batched[i]), f"batch {i} under load differs from alone"
+
+
 _MEMORY_CHILD = r"""
 import json, sys
 import minibert

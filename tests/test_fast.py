@@ -109,34 +109,65 @@ def test_balanced_groups_cover_every_sequence_once_in_order(lengths, n_groups):
     assert max(tokens) <= sum(lengths) / n_groups + max(lengths)  # no group holds more than its share + one sequence
 
 
-def test_single_threaded_blas_restores_the_count_after_the_last_concurrent_user():
+def _blas_controls():
     controls = _blas._find_controls()
     if controls is None:
         pytest.skip("NumPy here does not use OpenBLAS (the forward then leaves BLAS threads alone)")
-    set_threads, get_threads = controls
+    return controls
+
+
+def test_blas_threads_runs_each_forward_with_its_count_and_restores_the_count_found_before():
+    set_threads, get_threads = _blas_controls()
     before = get_threads()
     set_threads(2)
     try:
-        inside, release = threading.Barrier(3), threading.Event()
-        seen = []
+        with _blas.blas_threads(2):
+            assert get_threads() == 2
+        with _blas.blas_threads(8):
+            assert get_threads() == 2  # capped by the count found before (OPENBLAS_NUM_THREADS is kept)
+        set_threads(1)
+        with _blas.blas_threads(2):
+            assert get_threads() == 1
+        set_threads(2)
 
-        def user():
-            with _blas.single_threaded_blas():
-                inside.wait()
-                release.wait()
-                seen.append(get_threads())
+        seen: list[tuple[str, int]] = []
+        ones_inside, release_ones = threading.Barrier(3), threading.Event()
 
-        threads = [threading.Thread(target=user) for _ in range(2)]
-        for t in threads:
+        def one_thread_forward(name: str) -> None:
+            with _blas.blas_threads(1):
+                ones_inside.wait()
+                release_ones.wait()
+                seen.append((name, get_threads()))
+
+        def two_thread_forward() -> None:
+            with _blas.blas_threads(2):
+                seen.append(("two", get_threads()))
+
+        ones = [threading.Thread(target=one_thread_forward, args=(f"one{i}",)) for i in range(2)]
+        for t in ones:
             t.start()
-        inside.wait()
-        assert get_threads() == 1  # both users inside
-        release.set()
-        for t in threads:
-            t.join()
-        assert seen == [1, 1] and get_threads() == 2
+        ones_inside.wait()  # both one-thread forwards inside, together, at count 1
+        assert get_threads() == 1
+        two = threading.Thread(target=two_thread_forward)
+        two.start()
+        two.join(0.5)
+        assert two.is_alive() and seen == []  # the two-thread forward waits its turn
+        release_ones.set()
+        for t in [*ones, two]:
+            t.join(10)
+        assert sorted(seen[:2]) == [("one0", 1), ("one1", 1)] and seen[2] == ("two", 2)
+        assert get_threads() == 2  # the count found before, once nobody is inside
     finally:
         set_threads(before)
+
+
+def test_thread_plan_is_one_group_on_every_core_for_a_short_query_else_one_group_per_core(monkeypatch):
+    monkeypatch.setattr(fast, "_threads", lambda: 2)
+    assert fast.thread_plan(np.array([9])) == ([(0, 1)], 2)  # one query: BLAS splits its GEMMs over both cores
+    groups, blas = fast.thread_plan(np.array([10] * 32))
+    assert groups == [(0, 16), (16, 32)] and blas == 1  # 32 queries: a group per core, one BLAS thread each
+    monkeypatch.setattr(fast, "_threads", lambda: 1)
+    assert fast.thread_plan(np.array([10] * 32)) == ([(0, 32)], 1)  # MINIBERT_NUM_THREADS=1: one thread in all
 
 
 def _attention_float64(mixed_qkv, qkv_bias, H):
@@ -155,7 +186,7 @@ def test_self_attention_matches_float64_softmax_attention(query_scale):
     # other rows' scores stay below 1: a shift by the sequence's maximum alone would underflow those rows to 0/0,
     # and the per-row fallback must catch it.
     rng = np.random.default_rng(3)
-    H, D, lengths = 2, 8, [5, 3, 1]
+    H, D, lengths = 2, 8, [5, 3, 1, 3, 5, 0, 3]  # lengths held by several sequences go through as one stack
     C = H * D
     mixed_qkv = (rng.normal(size=(sum(lengths), 3 * C)) * 0.1).astype(np.float32)
     u = np.ones(D, dtype=np.float32)
@@ -166,7 +197,7 @@ def test_self_attention_matches_float64_softmax_attention(query_scale):
     poisoned = np.full((sum(lengths), H * D), np.nan, np.float32)
     context = fast.self_attention(mixed_qkv, qkv_bias, offsets, None, poisoned)
     expected = np.concatenate(
-        [_attention_float64(mixed_qkv[a:b], qkv_bias, H) for a, b in itertools.pairwise(offsets)]
+        [_attention_float64(mixed_qkv[a:b], qkv_bias, H) for a, b in itertools.pairwise(offsets) if b > a]
     )
     assert_close(context, expected, atol=1e-5, rtol=1e-5, what=f"attention (query scale {query_scale})")
 

@@ -11,6 +11,12 @@ What it measures, for each model given with --model:
   in the same run; the ratio of medians to sentence-transformers; each contender's max |delta| against
   sentence-transformers' embeddings of the first 64 passages. Contenders that are not installed are named
   in one line, not an error.
+* Queries (minibert.bench.queries): the same contenders on short queries — queries/s on batches of --batch-size
+  distinct queries over alternating rounds, then every query alone, contenders alternating query by query, as
+  p50 / p95 / p99 latency — and the bandwidth floor of one query: the encoder layers' parameter bytes (streamed
+  from memory at least once per forward) ÷ the np.copyto bandwidth measured in the same run. Queries: --queries
+  FILE; else $MINIBERT_BENCH_QUERIES; else the TREC DL 2019 queries beside a checkout
+  (../shared/data/msmarco-queries.tsv); else the first 8 words of corpus passages. --no-queries skips them.
 * FLOPs: encoder layers only, counted from the config and each passage's real token count L (padding is not
   counted; embeddings, pooling and Dense layers are left out). Per layer:
   2*L*C*3C (QKV) + 2*L*C*C (attention output) + 2*2*L*C*F (FFN) + 2*2*L^2*C (QK^T and A*V).
@@ -36,10 +42,11 @@ $MINIBERT_BENCH_CORPUS; else the MS MARCO sample beside a source checkout (../sh
 else paragraphs of the docstrings in the Python standard library's source (real English prose present
 wherever Python is), written once to $MINIBERT_HOME/bench/.
 
-Output: a markdown table on stdout, one CSV row per contender per round appended to --csv, and a PNG of docs/s
-per contender per model with min-max error bars (when matplotlib is installed).
+Output: markdown tables on stdout, one CSV row per contender per round appended to --csv (the query rows to
+its sibling NAME-queries.csv), and a PNG of docs/s, queries/s and one-query latency per contender per model
+(when matplotlib is installed).
 
-    minibert bench [--model M[,M2]] [--corpus FILE] [--limit N] [--rounds R] [--no-cold-start] [--no-rss]
+    minibert bench [--model M[,M2]] [--corpus FILE] [--queries FILE] [--limit N] [--rounds R] [--no-cold-start]
     python benchmarks/cpu.py --smoke     # a few passages, one round: runs every code path in seconds
 """
 
@@ -48,6 +55,7 @@ per contender per model with min-max error bars (when matplotlib is installed).
 #   run          one model's measurements, the whole run, main() for benchmarks/cpu.py
 #   contenders   minibert, sentence-transformers, ONNX Runtime (and the ONNX export)
 #   processes    the cold starts and the peak-RSS child (rss_child, run as python -m minibert.bench.rss_child)
+#   queries      the query rows: distinct-query batches, one-query latency, the bandwidth floor
 #   work         FLOP counts;  machine  CPU, versions, commit, sgemm peak;  corpus  the default corpus
 #   models       what a --model value names;  random_init  THE seeded random-init model builder (tests use it too)
 #   timing       the clocks;  report  markdown, CSV (append_csv), PNG — timing and append_csv serve benchmarks/ too

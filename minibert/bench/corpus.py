@@ -1,5 +1,6 @@
 """The benchmarks' default corpus: $MINIBERT_BENCH_CORPUS, the MS MARCO sample beside a checkout, or prose
-every Python has — the paragraphs of the standard library's docstrings, written once under the bench folder."""
+every Python has — the paragraphs of the standard library's docstrings, written once under the bench folder; and
+their default queries: $MINIBERT_BENCH_QUERIES, or the TREC DL 2019 queries of the MS MARCO sample."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ..errors import InputError
 from .paths import REPO_ROOT, bench_home
 
 CORPUS_ENV = "MINIBERT_BENCH_CORPUS"
+QUERIES_ENV = "MINIBERT_BENCH_QUERIES"
 
 
 def stdlib_corpus(dest_dir: Path, max_passages: int = 4000) -> Path:
@@ -61,3 +63,12 @@ def default_corpus() -> Path:
     if msmarco.is_file():
         return msmarco
     return stdlib_corpus(bench_home())
+
+
+def default_queries() -> Path | None:
+    """$MINIBERT_BENCH_QUERIES; else the MS MARCO sample's queries beside a checkout; else None (the bench then cuts
+    short texts from the corpus)."""
+    if os.environ.get(QUERIES_ENV, "").strip():
+        return Path(os.environ[QUERIES_ENV].strip()).expanduser()
+    msmarco = REPO_ROOT.parent / "shared" / "data" / "msmarco-queries.tsv"
+    return msmarco if msmarco.is_file() else None

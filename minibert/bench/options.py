@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import InputError, positive_int
 from ..hub import SHORT_DEFAULT
-from .corpus import CORPUS_ENV
+from .corpus import CORPUS_ENV, QUERIES_ENV
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +27,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"passages (.tsv id<TAB>text, .jsonl, or one per line); default ${CORPUS_ENV}, else "
         "../shared/data/msmarco-passages.tsv beside a checkout, else the Python stdlib's docstrings",
     )
+    parser.add_argument(
+        "--queries",
+        type=Path,
+        help=f"short queries for the query rows (.tsv id<TAB>text, .jsonl, or one per line); default ${QUERIES_ENV}, "
+        "else ../shared/data/msmarco-queries.tsv beside a checkout, else the first 8 words of corpus passages",
+    )
+    parser.add_argument("--no-queries", dest="query_rows", action="store_false", help="skip the query rows")
     parser.add_argument(
         "--limit", type=int, help="passages per run (default 512 for MiniLM-sized models, 128 for BERT-base)"
     )
@@ -48,8 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--smoke",
         action="store_true",
-        help="8 passages, batch 4, one round, small sgemm, one minibert cold start; CSV and PNG in a temp dir "
-        "unless --csv/--plot are given (checks every code path in seconds)",
+        help="8 passages, 4 queries, batch 4, one round, small sgemm, one minibert cold start; CSV and PNG in a temp "
+        "dir unless --csv/--plot are given (checks every code path in seconds)",
     )
 
 

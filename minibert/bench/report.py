@@ -13,17 +13,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from .contenders import REFERENCE
+from .contenders import MINIBERT, REFERENCE
+from .queries import percentile
 
 RSS_MARGIN = 300 * 2**20
 MB = 2**20
+LATENCY_PERCENTILES = (50, 95, 99)
+_WHERE_COLUMNS = ["date", "machine", "cores", "threads", "versions", "model"]  # every row of both CSVs starts so
+QUERY_CSV_COLUMNS = [
+    *_WHERE_COLUMNS,
+    "queries",
+    "query_tokens",
+    "batch_size",
+    "contender",
+    "measure",  # queries_per_s (one row per round), latency_p50_ms / _p95_ms / _p99_ms, floor_ms
+    "round",
+    "value",
+    "copy_gb_per_s",
+    "weights_mb",
+]
 CSV_COLUMNS = [
-    "date",
-    "machine",
-    "cores",
-    "threads",
-    "versions",
-    "model",
+    *_WHERE_COLUMNS,
     "corpus",
     "passages",
     "tokens",
@@ -54,6 +64,12 @@ class ModelRun:
     cold_start: dict[str, list[float]] = field(default_factory=dict)
     cold_start_skipped: dict[str, str] = field(default_factory=dict)
     rss: dict | None = None
+    queries: int = 0  # distinct queries of the query rows (0: none measured)
+    query_tokens: float = 0.0  # their mean real tokens
+    query_batch: int = 0  # queries per encode call in the throughput rounds
+    weights_bytes: int = 0  # the encoder layers' parameters: what one query streams from memory
+    query_rates: dict[str, list[float]] = field(default_factory=dict)  # contender -> queries/s per round
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # contender -> ms of each one-query call
 
 
 def _spread(values: list[float], digits: int = 1) -> str:
@@ -125,6 +141,76 @@ def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> 
     return "\n".join(lines)
 
 
+def floor_ms(run: ModelRun, bandwidth: tuple[float, int]) -> float:
+    """The model's one-query floor: its streamed bytes ÷ the measured copy bandwidth, in milliseconds."""
+    return 1e3 * run.weights_bytes / bandwidth[0]
+
+
+def format_query_report(runs: list[ModelRun], bandwidth: tuple[float, int], rounds: int) -> str:
+    """The query table: queries/s on batches of distinct queries, one-query latency percentiles, the ratios to
+    sentence-transformers, and minibert's distance to the bandwidth floor."""
+    lines = [
+        "",
+        "| model | contender | queries/s, batch of distinct queries, median (min–max) | × sentence-transformers | "
+        "one query p50 / p95 / p99 ms | p50 × sentence-transformers' | p50 ÷ bandwidth floor |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        floor = floor_ms(run, bandwidth)
+        reference_rate = statistics.median(run.query_rates[REFERENCE]) if REFERENCE in run.query_rates else None
+        reference_p50 = percentile(run.latencies[REFERENCE], 50) if REFERENCE in run.latencies else None
+        for name, rates in run.query_rates.items():
+            rate = statistics.median(rates)
+            p50, p95, p99 = (percentile(run.latencies[name], q) for q in LATENCY_PERCENTILES)
+            rate_ratio = f"{rate / reference_rate:.2f}×" if reference_rate else "–"
+            p50_ratio = f"{p50 / reference_p50:.2f}×" if reference_p50 else "–"
+            lines.append(
+                f"| {run.label} | {name} | {_spread(rates)} | {rate_ratio} | {p50:.1f} / {p95:.1f} / {p99:.1f} | "
+                f"{p50_ratio} | {p50 / floor:.1f}× |"
+            )
+    rate, threads = bandwidth
+    lines += [
+        "",
+        f"{rounds} alternating round(s) of batches of {runs[0].query_batch} distinct queries; then every query "
+        f"alone, the contenders alternating query by query ({len(next(iter(runs[0].latencies.values())))} calls "
+        "each). Bandwidth floor: the encoder layers' parameters ÷ the copy bandwidth measured in this run "
+        f"({rate / 1e9:.1f} GB/s read + written, np.copyto of 256 MiB on {threads} thread(s)): "
+        + "; ".join(f"{run.label} {run.weights_bytes / 1e6:.1f} MB → {floor_ms(run, bandwidth):.2f} ms" for run in runs)
+        + "; queries: "
+        + "; ".join(f"{run.label} {run.queries} distinct, {run.query_tokens:.1f} tokens each" for run in runs)
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
+def query_csv_rows(
+    runs: list[ModelRun], common: Mapping[str, object], bandwidth: tuple[float, int]
+) -> list[dict[str, object]]:
+    """The query rows in QUERY_CSV_COLUMNS: queries/s per contender per round, each contender's latency
+    percentiles, and minibert's floor (one row per model)."""
+    rows = []
+    for run in runs:
+        shared = {
+            **{key: value for key, value in common.items() if key in QUERY_CSV_COLUMNS},
+            "model": run.label,
+            "queries": run.queries,
+            "query_tokens": f"{run.query_tokens:.2f}",
+            "copy_gb_per_s": f"{bandwidth[0] / 1e9:.3f}",
+            "weights_mb": f"{run.weights_bytes / 1e6:.3f}",
+        }
+        for name, rates in run.query_rates.items():
+            for round_index, rate in enumerate(rates):
+                rows.append({**shared, "contender": name, "measure": "queries_per_s", "round": round_index,
+                             "value": f"{rate:.3f}"})  # fmt: skip
+            for q in LATENCY_PERCENTILES:
+                value = percentile(run.latencies[name], q)
+                rows.append({**shared, "contender": name, "measure": f"latency_p{q}_ms", "value": f"{value:.3f}"})
+        rows.append(
+            {**shared, "contender": MINIBERT, "measure": "floor_ms", "value": f"{floor_ms(run, bandwidth):.3f}"}
+        )
+    return rows
+
+
 def append_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> int:
     """Append `rows` (dicts keyed by `columns`) to the CSV at `path`, writing the header first when the file is new
     or empty; returns the number of rows written. A file whose header is not `columns` is an InputError."""
@@ -173,8 +259,31 @@ def csv_rows(runs: list[ModelRun], common: Mapping[str, object]) -> list[dict[st
     return rows
 
 
-def plot(path: Path, runs: list[ModelRun], title: str) -> str:
-    """A PNG bar chart of median docs/s per contender per model with min–max error bars; returns what it did."""
+def _bars(ax, runs: list[ModelRun], values_of, ylabel: str) -> None:
+    """Grouped bars on `ax`: per model, per contender, the median of ``values_of(run)[contender]`` with min–max
+    error bars."""
+    names = list(dict.fromkeys(name for run in runs for name in values_of(run)))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        xs, medians, low, high = [], [], [], []
+        for x, run in enumerate(runs):
+            if name in values_of(run):
+                values = values_of(run)[name]
+                median = statistics.median(values)
+                xs.append(x - 0.4 + width * (i + 0.5))
+                medians.append(median)
+                low.append(median - min(values))
+                high.append(max(values) - median)
+        bars = ax.bar(xs, medians, width, yerr=[low, high], capsize=4, label=name)
+        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
+    ax.set_xticks(range(len(runs)), [run.label for run in runs])
+    ax.set_ylabel(ylabel)
+
+
+def plot(path: Path, runs: list[ModelRun], title: str, bandwidth: tuple[float, int] | None = None) -> str:
+    """A PNG of median docs/s per contender per model with min–max error bars, and — when the query rows were
+    measured — queries/s on batches of distinct queries and one-query latency (p50, bars from p5 to p95) with each
+    model's bandwidth floor; returns what it did."""
     try:
         import matplotlib
     except ImportError:
@@ -182,25 +291,22 @@ def plot(path: Path, runs: list[ModelRun], title: str) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = list(dict.fromkeys(name for run in runs for name in run.rates))
-    width = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.5 * len(runs) + 2), 4.5))
-    for i, name in enumerate(names):
-        xs, medians, low, high = [], [], [], []
+    panels = 3 if bandwidth is not None else 1
+    fig, axes = plt.subplots(1, panels, figsize=(panels * max(6.0, 2.5 * len(runs) + 2), 4.5), squeeze=False)
+    _bars(axes[0][0], runs, lambda run: run.rates, "passages: docs/s (median, min–max)")
+    axes[0][0].legend(fontsize=8)
+    if bandwidth is not None:
+        _bars(axes[0][1], runs, lambda run: run.query_rates, "queries/s, batches of distinct queries")
+
+        def spread(run: ModelRun) -> dict[str, list[float]]:  # p5, p50, p95: bar at p50, whiskers to p5 and p95
+            return {name: [percentile(ms, q) for q in (5, 50, 95)] for name, ms in run.latencies.items()}
+
+        _bars(axes[0][2], runs, spread, "one query: ms (p50, p5–p95)")
         for x, run in enumerate(runs):
-            if name in run.rates:
-                rates = run.rates[name]
-                median = statistics.median(rates)
-                xs.append(x - 0.4 + width * (i + 0.5))
-                medians.append(median)
-                low.append(median - min(rates))
-                high.append(max(rates) - median)
-        bars = ax.bar(xs, medians, width, yerr=[low, high], capsize=4, label=name)
-        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=8)
-    ax.set_xticks(range(len(runs)), [run.label for run in runs])
-    ax.set_ylabel("docs/s (median, min–max)")
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=8)
+            floor = floor_ms(run, bandwidth)
+            axes[0][2].hlines(floor, x - 0.45, x + 0.45, colors="black", linestyles="dashed")
+            axes[0][2].annotate(f"bandwidth floor {floor:.1f} ms", (x, floor), fontsize=7, va="bottom", ha="center")
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -10,29 +10,65 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import bench
 from ..corpus import read_corpus
-from ..errors import MinibertError
+from ..errors import InputError, MinibertError
+from ..fast import usable_cores
 from . import options
-from .contenders import MINIBERT, ONNX, REFERENCE, Unavailable, minibert_contender, onnx_contender, reference_contender
-from .corpus import default_corpus
+from .contenders import (
+    MINIBERT,
+    ONNX,
+    REFERENCE,
+    Contender,
+    Unavailable,
+    minibert_contender,
+    onnx_contender,
+    reference_contender,
+)
+from .corpus import default_corpus, default_queries
 from .machine import cpu_counts, cpu_name, machine_description, sgemm_peak_gflops, versions
 from .models import resolve_bench_model
 from .paths import bench_home, default_csv
 from .processes import cold_start_seconds, peak_rss
-from .report import CSV_COLUMNS, ModelRun, append_csv, csv_rows, format_report, plot
+from .queries import (
+    copy_bandwidth,
+    latencies_ms,
+    queries_from_passages,
+    query_windows,
+    read_queries,
+    streamed_bytes,
+    throughput,
+)
+from .report import (
+    CSV_COLUMNS,
+    QUERY_CSV_COLUMNS,
+    ModelRun,
+    append_csv,
+    csv_rows,
+    format_query_report,
+    format_report,
+    plot,
+    query_csv_rows,
+)
 from .timing import wall_seconds
 from .work import default_limit, encoder_flops
 
+if TYPE_CHECKING:
+    from ..model import SentenceTransformer
+
 PARITY_PASSAGES = 64
+QUERY_WINDOWS = 8  # batches of distinct queries per throughput round
+LATENCY_PASSES = 3  # one-query calls per query per contender
 
 
-def bench_model(name: str, texts_all: list[str], args: argparse.Namespace) -> ModelRun:
+def bench_model(name: str, texts_all: list[str], queries: list[str], args: argparse.Namespace) -> ModelRun:
     """Every measurement of one --model: the contenders' docs/s over alternating rounds, their max |Δ| against
-    sentence-transformers, and (unless switched off) the cold starts and the peak RSS."""
+    sentence-transformers, the query rows (when there are queries), and (unless switched off) the cold starts and
+    the peak RSS."""
     from ..model import SentenceTransformer
 
     label, model_dir = resolve_bench_model(name)
@@ -71,6 +107,8 @@ def bench_model(name: str, texts_all: list[str], args: argparse.Namespace) -> Mo
         print(f"[{label}] round {round_index + 1}/{args.rounds}", file=sys.stderr)
         for contender in contenders:
             run.rates[contender.name].append(len(texts) / wall_seconds(functools.partial(contender.encode, texts)))
+    if queries:
+        bench_queries(run, contenders, model, queries, args)
 
     if args.cold_start:
         repeats = 1 if args.smoke else 3
@@ -89,6 +127,37 @@ def bench_model(name: str, texts_all: list[str], args: argparse.Namespace) -> Mo
     return run
 
 
+def bench_queries(
+    run: ModelRun, contenders: list[Contender], model: SentenceTransformer, queries: list[str], args: argparse.Namespace
+) -> None:
+    """The query rows of one model: queries/s on batches of distinct queries over alternating rounds, then the
+    one-query latencies (minibert.bench.queries)."""
+    windows = query_windows(queries, args.batch_size, 1 if args.smoke else QUERY_WINDOWS)
+    run.queries = len(queries)
+    run.query_tokens = float(model.tokenize(queries).lengths.mean())
+    run.query_batch = len(windows[0])
+    run.weights_bytes = streamed_bytes(model.weights)
+    run.query_rates = {contender.name: [] for contender in contenders}
+    for round_index in range(args.rounds):
+        print(f"[{run.label}] queries, round {round_index + 1}/{args.rounds}", file=sys.stderr)
+        for contender in contenders:
+            run.query_rates[contender.name].append(throughput(contender.encode, windows))
+    print(f"[{run.label}] one-query latency", file=sys.stderr)
+    passes = 1 if args.smoke else LATENCY_PASSES
+    run.latencies = latencies_ms({contender.name: contender.encode for contender in contenders}, queries, passes)
+
+
+def _queries(args: argparse.Namespace, texts: list[str]) -> tuple[Path | None, list[str]]:
+    """The query rows' file (None: cut from the corpus) and its distinct queries; none with --no-queries."""
+    if not args.query_rows:
+        return None, []
+    path = args.queries or default_queries()
+    queries = read_queries(path) if path else queries_from_passages(texts)
+    if not queries:
+        raise InputError(f"--queries {path}: no queries")
+    return path, queries[:4] if args.smoke else queries
+
+
 def run(args: argparse.Namespace) -> None:
     """Run the benchmark the parsed options describe; print the report, append the CSV, write the plot."""
     options.check(args)
@@ -101,10 +170,12 @@ def run(args: argparse.Namespace) -> None:
     models = options.models(args)
     corpus = args.corpus or default_corpus()
     texts = [p.embed_text for p in read_corpus(corpus)]
+    queries_file, queries = _queries(args, texts)
     csv_path = args.csv or default_csv()
     plot_path = args.plot or csv_path.with_suffix(".png")
 
-    runs = [bench_model(name, texts, args) for name in models]
+    runs = [bench_model(name, texts, queries, args) for name in models]
+    bandwidth = copy_bandwidth(usable_cores()) if queries else None
     date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
     machine = machine_description()
     versions_text = versions()
@@ -119,7 +190,11 @@ def run(args: argparse.Namespace) -> None:
     header.update(
         {f"passages ({run.label})": f"{run.passages}, {run.tokens / run.passages:.1f} tokens each" for run in runs}
     )
+    if queries:
+        header["queries"] = f"{queries_file or 'the first 8 words of corpus passages'} ({len(queries)} distinct)"
     print(format_report(runs, header, args.rounds))
+    if bandwidth is not None:
+        print(format_query_report(runs, bandwidth, args.rounds))
     cores, threads = cpu_counts()
     common = {
         "date": date,
@@ -132,7 +207,11 @@ def run(args: argparse.Namespace) -> None:
     }
     written = append_csv(csv_path, CSV_COLUMNS, csv_rows(runs, common))
     print(f"\nCSV: {csv_path} (+{written} rows)")
-    print(plot(plot_path, runs, f"minibert bench — {cpu_name()}, {date[:10]}"))
+    if bandwidth is not None:
+        query_csv = csv_path.with_name(f"{csv_path.stem}-queries.csv")
+        written = append_csv(query_csv, QUERY_CSV_COLUMNS, query_csv_rows(runs, common, bandwidth))
+        print(f"CSV: {query_csv} (+{written} rows)")
+    print(plot(plot_path, runs, f"minibert bench — {cpu_name()}, {date[:10]}", bandwidth))
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:

@@ -1,0 +1,96 @@
+"""Short queries: throughput on batches of distinct queries, one-query latency, and the memory-bandwidth floor.
+
+* Throughput. Each round encodes `windows` batches of `batch_size` consecutive queries of the query list (taken
+  round and round, so every batch holds distinct queries: minibert's ``encode`` embeds equal texts of one call
+  once, which would flatter it), every contender the same batches, contenders alternating round by round.
+* Latency. Every query alone (a list of one text), `passes` times over the list, the contenders alternating
+  query by query; reported as percentiles of the per-call wall times.
+* Bandwidth floor. At a few rows each GEMM reads its whole weight matrix for little arithmetic, so one query
+  cannot take less than the bytes of the encoder layers' parameters ÷ the memory bandwidth. The bandwidth is
+  measured in the same run as the best rate of ``np.copyto`` between two 256 MiB buffers (bytes read + bytes
+  written per second) on one thread and split over the cores, so it is what NumPy itself reaches here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from ..corpus import read_corpus
+from ..weights import Weights
+from .timing import wall_seconds
+
+COPY_BYTES = 256 * 2**20
+
+
+def read_queries(path: Path) -> list[str]:
+    """The queries of a .tsv (id<TAB>text), .jsonl or plain-text file, as ``minibert search`` reads a corpus,
+    equal ones dropped (they would be one text to ``encode``)."""
+    return list(dict.fromkeys(p.embed_text for p in read_corpus(path)))
+
+
+def queries_from_passages(passages: Sequence[str], count: int = 256, words: int = 8) -> list[str]:
+    """Query-like short texts where no queries file is at hand: the first `words` words of the first `count`
+    passages, equal ones dropped."""
+    return list(dict.fromkeys(" ".join(text.split()[:words]) for text in passages[:count]))
+
+
+def query_windows(queries: Sequence[str], batch_size: int, windows: int) -> list[list[str]]:
+    """`windows` batches of min(batch_size, len(queries)) consecutive queries of the list taken round and round:
+    the queries inside one batch are distinct."""
+    size = min(batch_size, len(queries))
+    cycled = itertools.cycle(queries)
+    return [list(itertools.islice(cycled, size)) for _ in range(windows)]
+
+
+def throughput(encode: Callable[[list[str]], object], windows: list[list[str]]) -> float:
+    """Queries per second of encoding every window, one ``encode`` call per window."""
+    seconds = sum(wall_seconds(lambda w=window: encode(w)) for window in windows)
+    return sum(map(len, windows)) / seconds
+
+
+def latencies_ms(
+    contenders: dict[str, Callable[[list[str]], object]], queries: Sequence[str], passes: int
+) -> dict[str, list[float]]:
+    """Milliseconds of each one-query call, per contender: every query `passes` times, contenders alternating."""
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for query in [q for _ in range(passes) for q in queries]:
+        for name, encode in contenders.items():
+            times[name].append(1e3 * wall_seconds(lambda e=encode, q=query: e([q])))
+    return times
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0–100) by linear interpolation between order statistics (NumPy's default)."""
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def streamed_bytes(weights: Weights) -> int:
+    """Bytes of the encoder layers' parameters: what one forward reads from memory at least once, whatever M."""
+    return sum(getattr(layer, f.name).nbytes for layer in weights.layers for f in dataclasses.fields(layer))
+
+
+def copy_bandwidth(threads: int, repeats: int = 5) -> tuple[float, int]:
+    """(bytes/s, threads) of the best ``np.copyto`` between two COPY_BYTES buffers, read + written bytes counted,
+    on one thread and on `threads` threads each copying a contiguous slice; the better of the two."""
+    source = np.ones(COPY_BYTES // 4, dtype=np.float32)
+    target = np.zeros_like(source)
+    best = (0.0, 1)
+    for n in sorted({1, max(1, threads)}):
+        bounds = np.linspace(0, source.size, n + 1).astype(int)
+        slices = [slice(a, b) for a, b in itertools.pairwise(bounds.tolist())]
+        with ThreadPoolExecutor(n) as pool:
+
+            def copy(pool=pool, slices=slices) -> None:
+                for future in [pool.submit(np.copyto, target[s], source[s]) for s in slices]:
+                    future.result()
+
+            copy()  # the pages of `target` are faulted in once, untimed
+            rate = 2 * source.nbytes / min(wall_seconds(copy) for _ in range(repeats))
+        best = max(best, (rate, n))
+    return best
