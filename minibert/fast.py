@@ -21,9 +21,10 @@ readable one:
   |ΔGELU| ≈ 7e-8). NumPy's exp is vectorized, so this is 18 passes over the data against 27 for
   x·(½ + ½·erf) from a rational erf, and it has no ½ + ½·erf cancellation for negative x. Its error bound,
   |ΔGELU| ≤ 8 ulp(GELU(x)) + 2e-7 on every SIMD level NumPy dispatches to, is derived in :func:`bias_gelu_`.
-- **Attention per sequence, on its own tokens** (no mask, no padded scores). K is laid out transposed for
-  QKᵀ; Q is scaled by 1/√D before it (a pass over [H, L, D], not [H, L, L]); the softmax shifts by the
-  sequence's maximum score and divides after A·V (see :func:`self_attention`).
+- **Attention per sequence, on its own tokens** (no mask, no padded scores), sequences of equal length
+  stacked into one call (a batch of short queries is then a few calls, not one per query). K is laid out
+  transposed for QKᵀ; Q is scaled by 1/√D before it (a pass over [H, L, D], not [H, L, L]); the softmax shifts
+  by the sequence's maximum score and divides after A·V (see :func:`self_attention`).
 
 Shape letters as in :mod:`minibert.forward`: B, T, C, H, D, F; N = packed rows (real tokens), L = one
 sequence's length, S = sequences.

@@ -28,7 +28,15 @@ from minibert.bench.work import default_limit, encoder_flops
 from minibert.errors import InputError
 from tests.conftest import ROOT, assert_close
 
-SCRIPTS = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py", "cpu.py", "parity_report.py", "profile_cpu.py"]
+SCRIPTS = [
+    "bench_attention.py",
+    "bench_pooling.py",
+    "bench_e2e.py",
+    "cpu.py",
+    "parity_report.py",
+    "profile_cpu.py",
+    "small_gemm.py",
+]
 SMOKE = ["bench_attention.py", "bench_pooling.py", "bench_e2e.py"]
 MINIBERT_CLI = Path(sys.executable).parent / "minibert"
 
@@ -53,6 +61,17 @@ def test_smoke_run(script, real_model_dir):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "max |Δ|" in result.stdout  # every script checks its contenders against a reference
     assert "Traceback" not in result.stderr
+
+
+def test_small_gemm_times_every_layout_of_every_matrix():
+    result = run("small_gemm.py", "--smoke")
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    rows = re.findall(r"^\| (\d+) \| ([a-zA-Z ]+) \| (\d+) \| (.+) \| (\S+) \|$", result.stdout, re.M)
+    matrices = {"QKV", "attention output", "FFN in", "FFN out"}
+    assert {name for _, name, _, _, _ in rows} == matrices and {m for _, _, m, _, _ in rows} == {"2", "9"}
+    for _, _, _, cells, gap in rows:
+        assert len(re.findall(r"\d+ \(\d+\.\d\)", cells)) == 3  # µs (GB/s) for each of the three layouts
+        assert float(gap) < 1e-4  # every layout computes the same product
 
 
 def test_profile_accounts_for_every_piece(real_model_dir):

@@ -12,7 +12,7 @@ What it measures, for each model given with --model:
   sentence-transformers' embeddings of the first 64 passages. Contenders that are not installed are named
   in one line, not an error.
 * Queries (minibert.bench.queries): the same contenders on short queries — queries/s on batches of --batch-size
-  distinct queries over alternating rounds, then every query alone, contenders alternating query by query, as
+  distinct queries over alternating rounds, then every query alone, contenders taking turns pass by pass, as
   p50 / p95 / p99 latency — and the bandwidth floor of one query: the encoder layers' parameter bytes (streamed
   from memory at least once per forward) ÷ the np.copyto bandwidth measured in the same run. Queries: --queries
   FILE; else $MINIBERT_BENCH_QUERIES; else the TREC DL 2019 queries beside a checkout

@@ -3,8 +3,8 @@
 * Throughput. Each round encodes `windows` batches of `batch_size` consecutive queries of the query list (taken
   round and round, so every batch holds distinct queries: minibert's ``encode`` embeds equal texts of one call
   once, which would flatter it), every contender the same batches, contenders alternating round by round.
-* Latency. Every query alone (a list of one text), `passes` times over the list, the contenders alternating
-  query by query; reported as percentiles of the per-call wall times.
+* Latency. Every query alone (a list of one text), `passes` times over the list, the contenders taking turns pass
+  by pass (:func:`latencies_ms` says why not query by query); reported as percentiles of the per-call wall times.
 * Bandwidth floor. At a few rows each GEMM reads its whole weight matrix for little arithmetic, so one query
   cannot take less than the bytes of the encoder layers' parameters ÷ the memory bandwidth. The bandwidth is
   measured in the same run as the best rate of ``np.copyto`` between two 256 MiB buffers (bytes read + bytes
@@ -57,11 +57,15 @@ def throughput(encode: Callable[[list[str]], object], windows: list[list[str]]) 
 def latencies_ms(
     contenders: dict[str, Callable[[list[str]], object]], queries: Sequence[str], passes: int
 ) -> dict[str, list[float]]:
-    """Milliseconds of each one-query call, per contender: every query `passes` times, contenders alternating."""
+    """Milliseconds of each one-query call, per contender: `passes` passes over the queries, the contenders taking
+    turns pass by pass, each pass after one untimed call. Not query by query: a contender's idle worker threads
+    (OpenBLAS's, torch's OpenMP pool, ONNX Runtime's) spin for a while after its last call, and on few cores they
+    would slow the next contender's next call."""
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    for query in [q for _ in range(passes) for q in queries]:
+    for _ in range(passes):
         for name, encode in contenders.items():
-            times[name].append(1e3 * wall_seconds(lambda e=encode, q=query: e([q])))
+            encode([queries[0]])
+            times[name] += [1e3 * wall_seconds(lambda e=encode, q=query: e([q])) for query in queries]
     return times
 
 

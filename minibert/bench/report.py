@@ -172,7 +172,7 @@ def format_query_report(runs: list[ModelRun], bandwidth: tuple[float, int], roun
     lines += [
         "",
         f"{rounds} alternating round(s) of batches of {runs[0].query_batch} distinct queries; then every query "
-        f"alone, the contenders alternating query by query ({len(next(iter(runs[0].latencies.values())))} calls "
+        f"alone, the contenders taking turns pass by pass ({len(next(iter(runs[0].latencies.values())))} calls "
         "each). Bandwidth floor: the encoder layers' parameters ÷ the copy bandwidth measured in this run "
         f"({rate / 1e9:.1f} GB/s read + written, np.copyto of 256 MiB on {threads} thread(s)): "
         + "; ".join(f"{run.label} {run.weights_bytes / 1e6:.1f} MB → {floor_ms(run, bandwidth):.2f} ms" for run in runs)
