@@ -156,19 +156,26 @@ def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.nd
     return h
 
 
-class _AttentionScratch:
-    """The attention arrays of a group of equal-length sequences, carved out of regions sized for the largest group.
+class AttentionScratch:
+    """A batch's sequences grouped by length, and the attention arrays of one group, carved out of regions sized for
+    the largest group.
 
-    Allocated once per layer: fresh per-group arrays of a few hundred KiB each cost more in page faults
-    (glibc maps allocations over 128 KiB afresh) than the GEMMs that fill them (QKᵀ on 12 × 80 × 32: 92 µs
-    into a new array, 37 µs into a reused one).
+    Made once per forward and reused by every layer: fresh per-group arrays of a few hundred KiB each cost more in
+    page faults (glibc maps allocations over 128 KiB afresh) than the GEMMs that fill them (QKᵀ on 12 × 80 × 32:
+    92 µs into a new array, 37 µs into a reused one).
     """
 
-    def __init__(self, H: int, D: int, max_rows: int, max_scores: int, L_max: int) -> None:
+    def __init__(self, offsets: np.ndarray, H: int, D: int) -> None:
+        starts, lengths = offsets[:-1], np.diff(offsets)
+        # (L, the first rows [S_L] of the sequences of length L) for each length L ≥ 1 present, shortest first
+        self.groups = [(int(L), starts[lengths == L]) for L in np.unique(lengths) if L > 0]
+        rows_max = max((L * len(s) for L, s in self.groups), default=0)
+        scores_max = max((L * L * len(s) for L, s in self.groups), default=0)
+        L_max = self.groups[-1][0] if self.groups else 0
         self.H, self.D = H, D
-        self._hld = [np.empty(max_rows * H * D, dtype=np.float32) for _ in range(4)]  # Q, Kᵀ, V, context
-        self._scores = np.empty(H * max_scores, dtype=np.float32)
-        self._row_sums = np.empty(H * max_rows, dtype=np.float32)
+        self._hld = [np.empty(rows_max * H * D, dtype=np.float32) for _ in range(4)]  # Q, Kᵀ, V, context
+        self._scores = np.empty(H * scores_max, dtype=np.float32)
+        self._row_sums = np.empty(H * rows_max, dtype=np.float32)
         self._ones = np.ones((L_max, 1), dtype=np.float32)
 
     def arrays(self, S: int, L: int):
@@ -187,12 +194,6 @@ class _AttentionScratch:
         )
 
 
-def _equal_length_groups(offsets: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """The sequences grouped by length: (L, their first rows [S_L]) for each length L ≥ 1 present."""
-    starts, lengths = offsets[:-1], np.diff(offsets)
-    return [(int(L), starts[lengths == L]) for L in np.unique(lengths) if L > 0]
-
-
 def _exp_shifted_(query, key_t, bias, shift_by_row: bool, attention_scores, ones, row_sums) -> np.ndarray:
     """attention_scores = exp(Q Kᵀ (+ bias) - shift) in place, shifted by each sequence's maximum or each row's;
     returns the row sums [S, H, L, 1] (a GEMV: summing short rows along the last axis is several times slower)."""
@@ -205,11 +206,12 @@ def _exp_shifted_(query, key_t, bias, shift_by_row: bool, attention_scores, ones
     return np.matmul(attention_scores, ones, out=row_sums)
 
 
-def self_attention(mixed_qkv, qkv_bias, offsets, position_bias, context) -> np.ndarray:
+def self_attention(mixed_qkv, qkv_bias, scratch: AttentionScratch, position_bias, context) -> np.ndarray:
     """Packed rows, each sequence on its own tokens: context = softmax(Q Kᵀ/√D (+ bias)) V.
 
-    mixed_qkv: [N, 3C] (before the bias), qkv_bias: [3, H, D], offsets: [S + 1] row starts,
-    position_bias: [1, H, T, T] or None, context: [N, C] output.
+    mixed_qkv: [N, 3C] (before the bias), qkv_bias: [3, H, D], scratch: the batch's length groups and arrays
+    (``AttentionScratch(offsets, H, D)``, offsets [S + 1] row starts), position_bias: [1, H, T, T] or None,
+    context: [N, C] output.
 
     Sequences of equal length go through together, as a stack of S_L sequences (many short queries are a few
     stacks instead of many small calls); a length held by one sequence reads and writes its rows in place. The
@@ -222,12 +224,7 @@ def self_attention(mixed_qkv, qkv_bias, offsets, position_bias, context) -> np.n
     query_bias, key_bias, value_bias = qkv_bias[:, None, :, None, :]  # [1, H, 1, D] each
     key_bias = key_bias.transpose(0, 1, 3, 2)  # [1, H, D, 1]
     scale = np.float32(1 / math.sqrt(D))
-    groups = _equal_length_groups(offsets)
-    if not groups:  # no tokens at all
-        return context
-    rows_max, scores_max = (max(L**power * len(starts) for L, starts in groups) for power in (1, 2))
-    scratch = _AttentionScratch(H, D, rows_max, scores_max, groups[-1][0])
-    for L, starts in groups:
+    for L, starts in scratch.groups:
         S = len(starts)
         query, key_t, value, context_layer, attention_scores, row_sums, ones = scratch.arrays(S, L)
         rows = slice(starts[0], starts[0] + L) if S == 1 else (starts[:, None] + np.arange(L)).reshape(-1)
@@ -252,22 +249,24 @@ def self_attention(mixed_qkv, qkv_bias, offsets, position_bias, context) -> np.n
 
 
 class _Buffers:
-    """The activations of one layer on N packed rows, allocated once per forward and reused by every layer."""
+    """The activations of one layer on N packed rows and its attention scratch, made once per forward and reused by
+    every layer."""
 
-    def __init__(self, N: int, cfg: ModelConfig) -> None:
-        C, F = cfg.hidden_size, cfg.intermediate_size
+    def __init__(self, offsets: np.ndarray, cfg: ModelConfig) -> None:
+        N, C, F = int(offsets[-1]), cfg.hidden_size, cfg.intermediate_size
+        self.attention = AttentionScratch(offsets, cfg.num_attention_heads, C // cfg.num_attention_heads)
         self.mixed_qkv = np.empty((N, 3 * C), dtype=np.float32)
         self.context_layer = np.empty((N, C), dtype=np.float32)
         self.attention_output = np.empty((N, C), dtype=np.float32)
         self.intermediate_output = np.empty((N, F), dtype=np.float32)
 
 
-def encoder_layer(hidden_states, offsets, position_bias, layer: EncoderLayer, cfg: ModelConfig, buf: _Buffers):
+def encoder_layer(hidden_states, position_bias, layer: EncoderLayer, cfg: ModelConfig, buf: _Buffers):
     """One post-LN block on packed [N, C] rows, in place: hidden_states becomes the layer's output."""
     eps = cfg.layer_norm_eps
     H, D = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
     np.matmul(hidden_states, layer.qkv_weight, out=buf.mixed_qkv)  # [N, C] @ [C, 3C] -> [N, 3C]
-    self_attention(buf.mixed_qkv, layer.qkv_bias.reshape(3, H, D), offsets, position_bias, buf.context_layer)
+    self_attention(buf.mixed_qkv, layer.qkv_bias.reshape(3, H, D), buf.attention, position_bias, buf.context_layer)
     attention_output = np.matmul(buf.context_layer, layer.attention_output_weight, out=buf.attention_output)
     residual_layernorm_(
         attention_output,
@@ -303,9 +302,9 @@ def encode_packed(input_ids, position_ids, token_type_ids, offsets, position_bia
     residual_layernorm_(
         hidden_states, others, None, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps
     )
-    buf = _Buffers(len(input_ids), cfg)
+    buf = _Buffers(offsets, cfg)
     for layer in w.layers:
-        encoder_layer(hidden_states, offsets, position_bias, layer, cfg, buf)
+        encoder_layer(hidden_states, position_bias, layer, cfg, buf)
     return hidden_states
 
 

@@ -195,7 +195,7 @@ def test_self_attention_matches_float64_softmax_attention(query_scale):
     qkv_bias = (rng.normal(size=(3, H, D)) * 0.1).astype(np.float32)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     poisoned = np.full((sum(lengths), H * D), np.nan, np.float32)
-    context = fast.self_attention(mixed_qkv, qkv_bias, offsets, None, poisoned)
+    context = fast.self_attention(mixed_qkv, qkv_bias, fast.AttentionScratch(offsets, H, D), None, poisoned)
     expected = np.concatenate(
         [_attention_float64(mixed_qkv[a:b], qkv_bias, H) for a, b in itertools.pairwise(offsets) if b > a]
     )

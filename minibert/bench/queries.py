@@ -26,6 +26,7 @@ from ..weights import Weights
 from .timing import wall_seconds
 
 COPY_BYTES = 256 * 2**20
+QUERY_WORDS = 8  # words of a passage's start taken as a query when there is no queries file
 
 
 def read_queries(path: Path) -> list[str]:
@@ -34,7 +35,7 @@ def read_queries(path: Path) -> list[str]:
     return list(dict.fromkeys(p.embed_text for p in read_corpus(path)))
 
 
-def queries_from_passages(passages: Sequence[str], count: int = 256, words: int = 8) -> list[str]:
+def queries_from_passages(passages: Sequence[str], count: int = 256, words: int = QUERY_WORDS) -> list[str]:
     """Query-like short texts where no queries file is at hand: the first `words` words of the first `count`
     passages, equal ones dropped."""
     return list(dict.fromkeys(" ".join(text.split()[:words]) for text in passages[:count]))

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import bench
 from ..corpus import read_corpus
-from ..errors import InputError, MinibertError
+from ..errors import MinibertError
 from ..fast import usable_cores
 from . import options
 from .contenders import (
@@ -35,6 +35,7 @@ from .models import resolve_bench_model
 from .paths import bench_home, default_csv
 from .processes import cold_start_seconds, peak_rss
 from .queries import (
+    QUERY_WORDS,
     copy_bandwidth,
     latencies_ms,
     queries_from_passages,
@@ -152,9 +153,7 @@ def _queries(args: argparse.Namespace, texts: list[str]) -> tuple[Path | None, l
     if not args.query_rows:
         return None, []
     path = args.queries or default_queries()
-    queries = read_queries(path) if path else queries_from_passages(texts)
-    if not queries:
-        raise InputError(f"--queries {path}: no queries")
+    queries = read_queries(path) if path else queries_from_passages(texts)  # an empty file is refused as a corpus is
     return path, queries[:4] if args.smoke else queries
 
 
@@ -191,7 +190,9 @@ def run(args: argparse.Namespace) -> None:
         {f"passages ({run.label})": f"{run.passages}, {run.tokens / run.passages:.1f} tokens each" for run in runs}
     )
     if queries:
-        header["queries"] = f"{queries_file or 'the first 8 words of corpus passages'} ({len(queries)} distinct)"
+        header["queries"] = (
+            f"{queries_file or f'the first {QUERY_WORDS} words of corpus passages'} ({len(queries)} distinct)"
+        )
     print(format_report(runs, header, args.rounds))
     if bandwidth is not None:
         print(format_query_report(runs, bandwidth, args.rounds))
