@@ -85,8 +85,8 @@ def tokenized_lengths(
     `passages_per_text` consecutive passages joined by a space (longer documents from a passage corpus)."""
     from tokenizers import Tokenizer
 
-    from minibert.corpus import read_corpus
-    from minibert.hub import resolve_model_dir
+    from minibert.loading.resolve import resolve_model_dir
+    from minibert.retrieval.corpus import read_corpus
 
     model_dir = resolve_model_dir(model)
     if max_seq_length is None:

@@ -3,7 +3,7 @@
 Batches: the token counts of the first --batch-size passages of a corpus (default: `minibert bench`'s —
 $MINIBERT_BENCH_CORPUS, else ../shared/data/msmarco-passages.tsv beside the checkout, else the Python stdlib's
 docstrings — in file order, tokenized with `tokenizers` from --model-dir, default all-MiniLM-L6-v2 found by
-minibert.hub.resolve_model_dir, truncated at the model's max_seq_length), or of --lengths-file
+minibert.loading.resolve.resolve_model_dir, truncated at the model's max_seq_length), or of --lengths-file
 (whitespace-separated token counts); plus batches of --batch-size sequences of each fixed length (default
 128, 256, 512). q, k, v are random (speed does not depend on the values); H = --heads, D in --head-dims
 (default 32 and 64), fp16 and bf16. Contenders, alternated round by round (A B C … A B C …):
@@ -23,7 +23,8 @@ same count for every contender, so padded contenders are charged for the padding
 triton.testing.do_bench medians (L2 flushed between calls; minibert.bench.timing.median_ms); the table shows
 the median over --rounds rounds, the min–max spread, and each contender's time over minibert's from the same
 run. Every output is first checked against torch's math backend in float32 on the real tokens; minibert must
-be within the DESIGN.md kernel bounds (2e-3 fp16, 1e-2 bf16, relative to max |reference|) or the run stops.
+be within the kernels' bounds (minibert.testing.tables: 2e-3 fp16, 1e-2 bf16, relative to max |reference|) or the
+run stops.
 CSV rows (command, GPU, torch/triton versions, date, config, ms, TFLOP/s) are appended to
 benchmarks/attention.csv.
 
@@ -47,11 +48,11 @@ from pathlib import Path
 from _common import device_for, read_lengths_file, save_rows, tokenized_lengths
 from minibert.bench.corpus import default_corpus
 from minibert.bench.timing import median_ms
+from minibert.testing.tables import KERNEL_TOLERANCES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT / "benchmarks" / "attention.csv"
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
-TOLERANCE = {"float16": 2e-3, "bfloat16": 1e-2, "float32": 1e-5}  # DESIGN.md kernels bounds, × max |reference|
 SDPA_BACKENDS = ("flash", "efficient", "cudnn", "math")
 CSV_FIELDS = [
     "date",
@@ -93,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--fixed-lengths", type=int, nargs="*", default=[128, 256, 512], help="equal-length batches")
     parser.add_argument("--heads", type=int, default=12, help="attention heads (default 12)")
     parser.add_argument("--head-dims", type=int, nargs="+", default=[32, 64], help="default 32 64")
-    parser.add_argument("--dtypes", nargs="+", default=["float16", "bfloat16"], choices=list(TOLERANCE))
+    parser.add_argument("--dtypes", nargs="+", default=["float16", "bfloat16"], choices=list(KERNEL_TOLERANCES))
     parser.add_argument("--block-m", type=int, default=64)
     parser.add_argument("--block-n", type=int, default=64)
     parser.add_argument("--num-warps", type=int, help="default: the launcher's")
@@ -275,7 +276,7 @@ def main(argv: list[str] | None = None) -> None:
                         continue
                     errors[name] = (result.float() - reference).abs().max().item()
                     status[name] = "ok"
-                bound = TOLERANCE[dtype_name] * reference.abs().max().item()
+                bound = KERNEL_TOLERANCES[dtype_name] * reference.abs().max().item()
                 if status["minibert"] != "ok" or errors["minibert"] > bound:
                     sys.exit(
                         f"bench_attention: minibert is wrong for {config} D={head_dim} {dtype_name}: "

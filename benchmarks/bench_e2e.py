@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 
 from _common import device_for, save_rows
 from minibert.bench.corpus import default_corpus
-from minibert.bench.random_init import build_random_model, legacy_pooling
 from minibert.bench.timing import median_ms, wall_seconds
 from minibert.bench.work import encoder_flops
+from minibert.testing.models import build_random_model, legacy_pooling
 
 if TYPE_CHECKING:
     import torch
@@ -144,8 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     import torch
     import triton
 
-    from minibert.corpus import read_corpus
-    from minibert.hub import resolve_model_dir
+    from minibert.loading.resolve import resolve_model_dir
+    from minibert.retrieval.corpus import read_corpus
 
     corpus = args.corpus or default_corpus()
     if not corpus.exists():

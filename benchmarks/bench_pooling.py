@@ -35,10 +35,10 @@ from pathlib import Path
 from _common import device_for, read_lengths_file, save_rows, tokenized_lengths
 from minibert.bench.corpus import default_corpus
 from minibert.bench.timing import median_ms
+from minibert.testing.tables import KERNEL_TOLERANCES
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CSV = ROOT / "benchmarks" / "pooling.csv"
-TOLERANCE = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1e-2}  # DESIGN.md, kernels vs float64
 CSV_FIELDS = [
     "date",
     "command",
@@ -72,7 +72,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="use only the first N passages / lengths")
     parser.add_argument("--max-seq-length", type=int, help="truncation (default: the model's max_seq_length)")
     parser.add_argument("--hidden-sizes", type=int, nargs="+", default=[384, 768])
-    parser.add_argument("--dtypes", nargs="+", default=["float16", "bfloat16", "float32"], choices=list(TOLERANCE))
+    parser.add_argument(
+        "--dtypes", nargs="+", default=["float16", "bfloat16", "float32"], choices=list(KERNEL_TOLERANCES)
+    )
     parser.add_argument("--block-t", type=int, default=16)
     parser.add_argument("--block-c", type=int, help="default: the launcher's")
     parser.add_argument("--rounds", type=int, default=5, help="timings per contender, alternating (default 5)")
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
                 errors = {}
                 for name, fn in contenders.items():
                     errors[name] = (fn().double() - reference).abs().max().item() if batch else 0.0
-                tol = TOLERANCE[dtype_name]
+                tol = KERNEL_TOLERANCES[dtype_name]
                 bound = tol + tol * reference.abs().max().item()
                 if errors["triton"] > bound:
                     sys.exit(f"bench_pooling: mean_pool is wrong for C={hidden_size} {dtype_name}: max |Δ| {errors}")

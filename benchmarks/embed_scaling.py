@@ -125,7 +125,7 @@ def main() -> None:
     subset = work / "base-subset.tsv"
     with open(args.corpus, encoding="utf-8") as src:
         subset.write_text("".join(line for _, line in zip(range(args.base_passages), src, strict=False)))
-    from minibert.bench.random_init import build_random_model, legacy_pooling
+    from minibert.testing.models import build_random_model, legacy_pooling
 
     base_dir = build_random_model(
         work / "bert-base", "bert",

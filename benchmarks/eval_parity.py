@@ -29,9 +29,9 @@ def reference_metrics(model_name: str, k_values: list[int]) -> dict[str, float]:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from minibert.corpus import read_corpus
-    from minibert.eval_data import read_qrels
-    from minibert.hub import resolve_model_dir
+    from minibert.loading.resolve import resolve_model_dir
+    from minibert.retrieval.corpus import read_corpus
+    from minibert.retrieval.judgements import read_qrels
 
     corpus, qrels = read_corpus(FILES[0]), read_qrels(FILES[2])
     queries = [q for q in read_corpus(FILES[1]) if q.id in qrels]
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
-    from minibert.evaluation import K_VALUES
+    from minibert.retrieval.metrics import K_VALUES
 
     with tempfile.TemporaryDirectory() as tmp:
         output = Path(tmp) / "metrics.json"

@@ -7,9 +7,9 @@ one that runs out is stopped, the rows it wrote are kept and the summary says so
 1. kernels   — every Triton kernel on CUDA vs a float64 torch reference on the same GPU, at the awkward shapes of
                the interpreter tests, output buffers NaN-poisoned first: varlen attention (lengths 1 … 512, head
                dims 16 … 128, ± MPNet's relative bias), mean / CLS pooling (± fused normalize, an empty segment),
-               residual + bias + LayerNorm and bias + GELU (widths 1, 37, 384, 768, 1023, 3072). Bound: DESIGN.md's
-               kernel row, |Δ| ≤ tol·(1 + |ref|) (attention: ≤ tol · max |ref| per sequence), tol = 1e-5 fp32,
-               2e-3 fp16, 1e-2 bf16.
+               residual + bias + LayerNorm and bias + GELU (widths 1, 37, 384, 768, 1023, 1536, 3072), the
+               cases and bounds of the interpreter tests (minibert.testing.tables): |Δ| ≤ tol·(1 + |ref|) (attention:
+               ≤ tol · max |ref| per sequence), tol = 1e-5 fp32, 2e-3 fp16, 1e-2 bf16.
 2. forward   — minibert's GPU path vs sentence-transformers on the same GPU: random-init BERT (MiniLM-L6 and
                BERT-base sizes), DistilBERT-base and MPNet-base, mean and CLS pooling + Normalize, a ragged batch
                (MS MARCO passages, documents and a text past max_seq_length = 256, an empty string). fp32 with TF32
@@ -34,7 +34,7 @@ own parity check) or a section crashed, 0 otherwise; the benchmarks run either w
 The device machine has no network and no weights: models are built there, random-init, with
 minibert.bench.random_init from tokenizer files that travel with the checkout in --assets (default
 .cache/gpu-check/, ignored by git, ~4 MB), filled once on a machine that has all-MiniLM-L6-v2 by --prepare: the
-BERT tokenizer files, a DistilBERT and an MPNet tokenizer built from them (tests/arch_fixtures.py), the MS MARCO
+BERT tokenizer files, a DistilBERT and an MPNet tokenizer built from them (minibert.testing.tokenizers), the MS MARCO
 passages and the models' sizes (the tests' tables) in manifest.json. The script imports minibert from this source
 tree (benchmarks/_common.py maps kernels/ to minibert.kernels when minibert is not installed), so the image's
 python3 runs it as it is: no venv, no pip.
@@ -73,9 +73,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import ROOT, device_for, tokenized_lengths
-from minibert.bench.random_init import TOKENIZER_FILES, build_random_model, legacy_pooling
 from minibert.bench.report import append_csv
 from minibert.bench.timing import median_ms
+from minibert.testing.models import build_random_model, legacy_pooling
+from minibert.testing.tables import (
+    AWKWARD_LENGTHS,
+    EMBEDDING_ATOL,
+    HALF_FACTOR,
+    HEAD_DIMS,
+    KERNEL_TOLERANCES,
+    POOLING_WIDTHS,
+    ROWS_BY_WIDTH,
+)
+from minibert.testing.tokenizers import TOKENIZER_FILES
 
 PROG = "gpu_check"
 DEFAULT_ASSETS = ROOT / ".cache" / "gpu-check"
@@ -83,9 +93,6 @@ DEFAULT_OUT = ROOT / ".cache" / "gpu-check-out"
 MANIFEST = "manifest.json"
 TOTAL_BUDGET_S = 450.0  # the whole run, imports included, stays under 8 minutes
 BUDGETS_S = {"kernels": 95, "forward": 120, "attention": 70, "pooling": 25, "layernorm_gelu": 25, "e2e": 85}
-TOLERANCE = {"float32": 1e-5, "float16": 2e-3, "bfloat16": 1e-2}  # DESIGN.md, kernels vs float64
-HALF_FACTOR = 3.0  # fp16 / bf16 forward: ≤ 3 × the reference's own error
-FP32_BOUND = 1e-5  # fp32 forward vs sentence-transformers, normalized embeddings
 DTYPES = ("float32", "float16", "bfloat16")
 # (arch, shape key of the tests' tables) for the forward check; the sizes themselves go into manifest.json.
 FORWARD_MODELS = {
@@ -118,15 +125,9 @@ def prepare(assets: Path, tokenizer_dir: Path | None, corpus: Path | None) -> No
     """Fill `assets` with what the device run needs and cannot fetch: tokenizers, passages, the models' sizes."""
     sys.path.insert(0, str(ROOT))
     from minibert.bench.corpus import default_corpus
-    from minibert.hub import download
-    from tests.arch_fixtures import (  # the tests' builders and tables (imports pytest: fine here, not on the GPU)
-        ARCH_CONFIGS,
-        ARCH_SHAPES,
-        build_distilbert_tokenizer,
-        build_mpnet_tokenizer,
-        hidden_width,
-    )
-    from tests.conftest import BERT_SHAPES  # also points MINIBERT_HOME at the checkout's .cache/minibert
+    from minibert.loading.download import download
+    from minibert.testing import ARCH_CONFIGS, ARCH_SHAPES, hidden_width
+    from minibert.testing.tokenizers import TOKENIZER_BUILDERS
 
     # the real model as the tests get it (conftest's real_model_dir): minibert's cache, downloaded there if missing
     source = Path(tokenizer_dir) if tokenizer_dir else download()
@@ -139,18 +140,14 @@ def prepare(assets: Path, tokenizer_dir: Path | None, corpus: Path | None) -> No
         if not (source / name).is_file():
             sys.exit(f"{PROG}: {source} has no {name}; pass --tokenizer-dir (all-MiniLM-L6-v2's directory)")
         shutil.copyfile(source / name, tokenizers / "bert" / name)
-    build_distilbert_tokenizer(source, tokenizers / "distilbert")
-    build_mpnet_tokenizer(source, tokenizers / "mpnet")
+    for arch, build in TOKENIZER_BUILDERS.items():
+        build(source, tokenizers / arch)
     (assets / corpus.name).unlink(missing_ok=True)
     shutil.copyfile(corpus, assets / corpus.name)  # not its mode: the shared copy may be read-only
 
     def spec(arch: str, shape: str) -> dict:
-        if arch == "bert":
-            dims = BERT_SHAPES[shape]
-            config = dict(vocab_size=30522, max_position_embeddings=512, **dims)  # conftest.build_bert_dir's
-        else:
-            dims = ARCH_SHAPES[arch][shape]
-            config = {**ARCH_CONFIGS[arch], **dims}
+        dims = ARCH_SHAPES[arch][shape]
+        config = {**ARCH_CONFIGS[arch], **dims}  # minibert.testing.build_model_dir's
         return dict(name=f"{arch}-{shape}", type=arch, config=config, width=hidden_width(dims), tokenizer=arch)
 
     manifest = {
@@ -302,7 +299,7 @@ def _attention_case(ctx: Context, lengths: list[int], head_dim: int, dtype: str,
 
     from minibert.kernels.attention import varlen_attention
 
-    heads, tol = 2, TOLERANCE[dtype]
+    heads, tol = 2, KERNEL_TOLERANCES[dtype]
     gen = _seeded(ctx, seed)
     qkv = torch.randn(sum(lengths), 3, heads, head_dim, generator=gen, device=ctx.device)  # [N, 3, H, D]
     qkv[:, 0] *= 2.0  # peaked softmax: the running max moves between key tiles
@@ -345,7 +342,7 @@ def _pooling_case(ctx: Context, lengths: list[int], width: int, dtype: str, mode
     ref = torch.stack(rows)  # [B, C]
     if normalize:
         ref = torch.nn.functional.normalize(ref, dim=1, eps=1e-12)
-    return _worst(out, ref, TOLERANCE[dtype])
+    return _worst(out, ref, KERNEL_TOLERANCES[dtype])
 
 
 def _layer_norm_case(ctx: Context, rows: list[int], width: int, dtype: str, variant: str, seed: int):
@@ -366,7 +363,7 @@ def _layer_norm_case(ctx: Context, rows: list[int], width: int, dtype: str, vari
         extra = {} if variant == "no-residual-no-bias" else dict(residual=residual, input_bias=input_bias)
         out = x if variant == "in-place" else torch.full_like(x, float("nan"))
         layer_norm(x, weight, bias, eps=1e-12, out=out, **extra)
-        worst = max(worst, _worst(out, ref, TOLERANCE[dtype]), key=lambda w: w[1])
+        worst = max(worst, _worst(out, ref, KERNEL_TOLERANCES[dtype]), key=lambda w: w[1])
     return worst
 
 
@@ -384,7 +381,7 @@ def _gelu_case(ctx: Context, rows: list[int], width: int, dtype: str, seed: int)
         ref = 0.5 * v * (1 + torch.erf(v / math.sqrt(2)))
         out = torch.full_like(x, float("nan"))
         bias_gelu_(x, bias, out=out)
-        worst = max(worst, _worst(out, ref, TOLERANCE[dtype]), key=lambda w: w[1])
+        worst = max(worst, _worst(out, ref, KERNEL_TOLERANCES[dtype]), key=lambda w: w[1])
     return worst
 
 
@@ -393,10 +390,11 @@ def kernel_cases(ctx: Context) -> list[tuple[str, str, str, Callable[[], tuple[f
     if ctx.smoke:
         lengths, head_dims, pool_widths, rows = [1, 7, 33], [32], [37], [1, 7]
         norm_widths, gelu_widths = [37, 384], [37, 384]
-    else:  # the interpreter tests' awkward shapes
-        lengths, head_dims, pool_widths = [1, 2, 7, 63, 64, 65, 129, 257, 512], [64, 32], [384, 768, 37]
+    else:  # the interpreter tests' awkward shapes (minibert.testing.tables), and on the GPU more rows of each
+        lengths, head_dims, pool_widths = AWKWARD_LENGTHS, HEAD_DIMS[:2], POOLING_WIDTHS
         rows = [1, 7, 65, 1000]
-        norm_widths, gelu_widths = [384, 768, 1, 37, 1023, 3072], [1536, 3072, 1, 37, 384, 768, 1023]
+        norm_widths = sorted(ROWS_BY_WIDTH, key=lambda width: width not in (384, 768))  # hidden sizes first
+        gelu_widths = sorted(ROWS_BY_WIDTH, key=lambda width: width < 1536)  # FFN sizes first
     seeds = itertools.count(1)
     attention, pooling, norm, gelu = [], [], [], []
     for head_dim, dtype, bias in itertools.product(head_dims, DTYPES, (True, False)):
@@ -417,7 +415,7 @@ def kernel_cases(ctx: Context) -> list[tuple[str, str, str, Callable[[], tuple[f
         a = (rows, width, dtype, next(seeds))
         gelu.append(("gelu", f"bias + GELU, F {width}, rows {rows}", dtype, lambda a=a: _gelu_case(ctx, *a)))
     if not ctx.smoke:  # the other head dims the launcher takes, in one dtype (each (D, dtype) is a compile)
-        for head_dim in (128, 16):
+        for head_dim in HEAD_DIMS[2:]:
             a = (lengths, head_dim, "float16", True, next(seeds))
             label = f"lengths {lengths}, H 2, D {head_dim}, rel bias"
             attention.append(("attention", label, "float16", lambda a=a: _attention_case(ctx, *a)))
@@ -518,7 +516,7 @@ def section_forward(ctx: Context, section: Section) -> None:
                 error = float(np.abs(ours.encode(texts, batch_size=batch_size) - expected).max())
                 own = None
                 if dtype == "float32":
-                    bound = FP32_BOUND
+                    bound = EMBEDDING_ATOL
                 else:
                     half = copy.deepcopy(reference).to(getattr(torch, dtype))
                     half_embeddings = np.asarray(half.encode(texts, batch_size=batch_size), dtype=np.float32)
@@ -666,7 +664,7 @@ def _bench_layernorm_gelu(
         errors = {}
         for name, fn in (("minibert", ours), ("torch", theirs)):
             before = ffn.clone()
-            errors[name] = _worst(fn(), reference, TOLERANCE[dtype_name])
+            errors[name] = _worst(fn(), reference, KERNEL_TOLERANCES[dtype_name])
             ffn.copy_(before)  # undo the in-place GELU before the next contender's check
         if not errors["minibert"][1] <= 1:
             section.fail(f"{op} {dtype_name} width {op_width}: max |Δ| {errors['minibert'][0]:.3g} over the bound")
@@ -806,7 +804,7 @@ def summary(ctx: Context, sections: list[Section], wall_s: float) -> str:
             lines.append(f"- … and {len(failures) - 20} more (see the CSVs)")
 
     kernels = _read(ctx.out / "kernels.csv")
-    lines += ["", "## 1. Kernels vs float64 (DESIGN.md bounds; worst = max |Δ| / bound, ≤ 1 passes)", ""]
+    lines += ["", "## 1. Kernels vs float64 (minibert.testing.tables bounds; worst = max |Δ| / bound, ≤ 1 passes)", ""]
     by_kernel = itertools.groupby(sorted(kernels, key=lambda r: r["kernel"]), key=lambda r: r["kernel"])
     lines += _table(
         ["kernel", "cases", "failed", "worst err / bound", "largest max |Δ|"],
@@ -823,7 +821,7 @@ def summary(ctx: Context, sections: list[Section], wall_s: float) -> str:
     )
 
     forward = _read(ctx.out / "forward.csv")
-    bounds = f"fp32 ≤ {FP32_BOUND}; fp16 / bf16 ≤ {HALF_FACTOR:g} × sentence-transformers' own error"
+    bounds = f"fp32 ≤ {EMBEDDING_ATOL}; fp16 / bf16 ≤ {HALF_FACTOR:g} × sentence-transformers' own error"
     lines += ["", f"## 2. Forward vs sentence-transformers ({bounds})", ""]
     columns = ("model", "pooling", "dtype", "max_abs_err", "bound", "reference_own_err", "status")
     lines += _table(
@@ -910,7 +908,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = load_manifest(args.assets)
     device, device_name = device_for(PROG, args.smoke)  # --smoke sets TRITON_INTERPRET=1 before triton loads
 
-    from minibert.corpus import read_corpus
+    from minibert.retrieval.corpus import read_corpus
 
     out = args.out or Path(os.environ.get("OUT") or DEFAULT_OUT)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """Measure the max |Δ| between minibert and the live reference, for the README's parity tables.
 
-The tests assert the DESIGN.md bounds; this prints the values actually reached, on the same inputs:
+The tests assert the bounds (ARCHITECTURE.md, "Tolerances"); this prints the values actually reached, on the same
+inputs:
 all-MiniLM-L6-v2 (real weights) vs sentence-transformers on the test suite's varied texts, and seeded
 random-init models of every (architecture, size, pooling, normalize) configuration in the model table
-(tests/test_architectures.py TABLE_CONFIGS) vs transformers (last hidden states, real tokens) and
+(minibert.testing.tables.TABLE_CONFIGS) vs transformers (last hidden states, real tokens) and
 sentence-transformers (embeddings), on a ragged batch with inputs past max_seq_length.
 
     python benchmarks/parity_report.py          # prints a Markdown table
@@ -34,12 +35,19 @@ def main() -> None:
     from sentence_transformers import SentenceTransformer as Reference
 
     import minibert
-    from minibert.fast import forward
-    from minibert.hub import download
-    from tests.arch_fixtures import build_distilbert_dir, build_mpnet_dir, hidden_width
-    from tests.conftest import RAGGED, build_bert_dir, legacy_pooling, reference_hidden_states
-    from tests.test_architectures import LONG, SHAPES, TABLE_CONFIGS
-    from tests.test_parity_real import TEXTS
+    from minibert.encoder.cpu import forward
+    from minibert.loading.download import download
+    from minibert.testing import (
+        ARCH_SHAPES,
+        LONG,
+        RAGGED,
+        TABLE_CONFIGS,
+        VARIED_TEXTS,
+        build_model_dir,
+        hidden_width,
+        legacy_pooling,
+        reference_hidden_states,
+    )
 
     print(
         f"torch {torch.__version__}, transformers {transformers.__version__}, "
@@ -48,17 +56,17 @@ def main() -> None:
     print("| model | pooling | normalize | last_hidden_state vs transformers | embeddings vs sentence-transformers |")
     print("|---|---|---|---|---|")
     real_dir = download()
-    ours = minibert.SentenceTransformer(real_dir).encode(TEXTS, batch_size=16)
-    ref = Reference(str(real_dir), device="cpu").encode(TEXTS, batch_size=16)
-    print(f"| all-MiniLM-L6-v2 (real weights, {len(TEXTS)} texts) | mean | yes | – | {np.abs(ours - ref).max():.1e} |")
+    ours = minibert.SentenceTransformer(real_dir).encode(VARIED_TEXTS, batch_size=16)
+    ref = Reference(str(real_dir), device="cpu").encode(VARIED_TEXTS, batch_size=16)
+    label = f"all-MiniLM-L6-v2 (real weights, {len(VARIED_TEXTS)} texts)"
+    print(f"| {label} | mean | yes | – | {np.abs(ours - ref).max():.1e} |")
 
-    builders = {"bert": build_bert_dir, "distilbert": build_distilbert_dir, "mpnet": build_mpnet_dir}
     texts = [*RAGGED, LONG]
     with tempfile.TemporaryDirectory() as tmp:
         for arch, shape, mode, normalize in TABLE_CONFIGS:
-            sizes = SHAPES[arch][shape]
+            sizes = ARCH_SHAPES[arch][shape]
             pooling = legacy_pooling(mode, hidden_width(sizes))
-            model_dir = builders[arch](Path(tmp), shape, real_dir, pooling=pooling, normalize=normalize)
+            model_dir = build_model_dir(Path(tmp), arch, shape, real_dir, pooling=pooling, normalize=normalize)
             model = minibert.SentenceTransformer(model_dir)
             batch = model.tokenize(texts)
             hidden = forward(batch, model.weights, model.config)  # [N, C], the real tokens

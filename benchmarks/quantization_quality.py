@@ -1,7 +1,7 @@
 """Retrieval quality of quantized embeddings: float32 vs int8 vs binary (with and without rescoring).
 
 Embeds a corpus and its judged queries once (``encode_document`` / ``encode_query``), then searches the same
-embeddings at each precision and scores the runs with minibert.evaluation (trec_eval's NDCG@10 and Recall@100):
+embeddings at each precision and scores the runs with minibert.retrieval.metrics (trec_eval's NDCG@10 and Recall@100):
 
 - **float32**: ``util.semantic_search`` with the model's score function.
 - **int8**: corpus and queries quantized with the corpus' per-dimension ranges (``calibration_embeddings``), ranked
@@ -66,8 +66,8 @@ def main() -> None:
 
     import minibert
     from minibert import util
-    from minibert.eval_data import load_eval_set
-    from minibert.evaluation import evaluate
+    from minibert.retrieval.judgements import load_eval_set
+    from minibert.retrieval.metrics import evaluate
 
     data = load_eval_set(args.data)
     model = minibert.SentenceTransformer(args.model)

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))  # a checkout without `pip install -e .`
 from _common import save_rows  # noqa: E402
 from minibert.bench.corpus import default_corpus  # noqa: E402
 from minibert.bench.machine import machine_description, versions  # noqa: E402
-from minibert.corpus import read_corpus  # noqa: E402
+from minibert.retrieval.corpus import read_corpus  # noqa: E402
 
 MINIBERT = Path(sys.executable).parent / "minibert"
 QUERIES = ROOT.parent / "shared" / "data" / "msmarco-queries.tsv"

@@ -28,10 +28,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a checkout without `pip install -e .`
 
-from minibert import _blas
 from minibert.bench.machine import machine_description, versions
 from minibert.bench.timing import wall_seconds
-from minibert.fast import usable_cores
+from minibert.encoder.blas import blas_threads
+from minibert.encoder.threads import usable_cores
 
 LAYOUTS = ("view", "contiguous", "W·Xᵀ")
 
@@ -67,7 +67,7 @@ def main() -> int:
     print(f"\n| BLAS threads | matrix | M | {' | '.join(f'{layout} µs (GB/s)' for layout in LAYOUTS)} | max |Δ| |")
     print("|---|---|---|" + "---|" * len(LAYOUTS) + "---|")
     for count in dict.fromkeys([1, usable_cores()]):
-        with _blas.blas_threads(count):  # capped by OpenBLAS's own count (OPENBLAS_NUM_THREADS)
+        with blas_threads(count):  # capped by OpenBLAS's own count (OPENBLAS_NUM_THREADS)
             table_rows(count, shapes, rows, args, rng)
     return 0
 

@@ -1,4 +1,7 @@
-"""minibert: sentence-transformers embeddings from a from-scratch NumPy BERT forward pass."""
+"""minibert: sentence-transformers embeddings from a from-scratch NumPy BERT forward pass.
+
+The public names; the layout of the package is in ARCHITECTURE.md.
+"""
 
 from . import util
 from .errors import (
@@ -13,8 +16,7 @@ from .errors import (
 )
 from .model import SentenceTransformer, load
 from .quantization import quantize_embeddings
-
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "BackendUnavailableError",

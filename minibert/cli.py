@@ -8,8 +8,11 @@ convention). When the reader of standard output goes away (``minibert encode …
 quietly with status 141 (128 + SIGPIPE), as Unix tools killed by SIGPIPE do. The embedding cache of ``search``
 is an optimization: when it cannot be written, ``search`` warns once and answers anyway.
 
-Text inputs follow one rule (:func:`minibert.corpus.split_lines`): a line ends at ``\\n`` (``\\r\\n`` tolerated),
-so row *i* of ``encode`` is line *i* of its input, whatever U+2028, U+0085 or form feeds the lines hold.
+Text inputs follow one rule (:func:`minibert.retrieval.corpus.split_lines`): a line ends at ``\\n`` (``\\r\\n``
+tolerated), so row *i* of ``encode`` is line *i* of its input, whatever U+2028, U+0085 or form feeds the lines hold.
+
+The environment is read here, once, for every command: ``MINIBERT_NUM_THREADS`` caps the NumPy forward's threads
+(:func:`model_options`); the library itself takes them as an argument.
 """
 
 from __future__ import annotations
@@ -27,14 +30,46 @@ import numpy as np
 
 from . import bench
 from .bench.options import add_arguments as add_bench_arguments
-from .corpus import decode_utf8, split_lines
-from .errors import InputError, MinibertError
-from .hub import DEFAULT_MODEL, SHORT_DEFAULT, download, minibert_home
+from .errors import InputError, MinibertError, positive_int
+from .loading.download import download
+from .loading.resolve import DEFAULT_MODEL, SHORT_DEFAULT, minibert_home
 from .quantization import PRECISIONS
+from .retrieval.corpus import decode_utf8, split_lines
 from .serve.settings import add_arguments as add_serve_arguments
 from .util import SIMILARITY_FUNCTIONS
 
 BROKEN_PIPE_STATUS = 128 + 13  # 128 + SIGPIPE: what a shell reports for a tool killed by a closed pipe
+THREADS_ENV = "MINIBERT_NUM_THREADS"  # caps the NumPy forward's threads of every command
+
+
+def threads_from_env() -> int | None:
+    """The forward's threads as ``MINIBERT_NUM_THREADS`` caps them — at most the encoder's default, the usable cores
+    up to 8 — (InputError naming it for a value that is not a positive integer); None when unset. The one place the
+    environment sets them."""
+    from .encoder.threads import default_threads
+
+    value = os.environ.get(THREADS_ENV, "").strip()
+    if not value:
+        return None
+    return min(positive_int(THREADS_ENV, int(value) if value.isdigit() else value), default_threads())
+
+
+def model_options(args: argparse.Namespace) -> dict:
+    """The SentenceTransformer keyword arguments of a command: its --device / --dtype / --backend, when it has them,
+    and the NumPy backend's threads from MINIBERT_NUM_THREADS."""
+    options = {name: getattr(args, name) for name in ("device", "dtype", "backend") if getattr(args, name, None)}
+    threads = threads_from_env()
+    numpy_backend = options.get("backend", "numpy" if options.get("device", "cpu") == "cpu" else "triton") == "numpy"
+    if threads is not None and numpy_backend:
+        options["threads"] = threads
+    return options
+
+
+def load_model(args: argparse.Namespace):
+    """The command's --model, loaded with :func:`model_options`."""
+    from .model import load
+
+    return load(args.model, **model_options(args))
 
 
 def _warn(message: str) -> None:
@@ -101,10 +136,8 @@ def _write_embeddings(output: str | None, texts: list[str], embeddings: np.ndarr
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
-    from .model import load
-
     texts = _read_lines(args.input)
-    model = load(args.model)
+    model = load_model(args)
     embeddings = model.encode(
         texts,
         batch_size=args.batch_size,
@@ -119,9 +152,9 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 def _corpus_embeddings(model, passages: list, source: str | Path, args: argparse.Namespace) -> np.ndarray:
     """The corpus's embeddings: from ``--embeddings DIR`` (a finished ``minibert embed`` of this corpus by this model)
-    when given; else from the cache when it holds exactly these (cache.cache_key), else encoded and cached. A cache
-    that cannot be written is warned about, not fatal."""
-    from .cache import cache_key, load_embeddings, save_embeddings
+    when given; else from the cache when it holds exactly these (retrieval.cache.cache_key), else encoded and cached.
+    A cache that cannot be written is warned about, not fatal."""
+    from .retrieval.cache import cache_key, load_embeddings, save_embeddings
 
     if args.embeddings is not None:
         from .embed.reuse import corpus_embeddings_from_output
@@ -148,33 +181,31 @@ def cmd_embed(args: argparse.Namespace) -> None:
     # Arrow's own allocator (mimalloc) keeps the pages of freed record batches; the system allocator gives them back,
     # so a long job's footprint stays that of one shard. Set before pyarrow is first imported; the user's choice wins.
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
-    from .corpus import JsonFields
     from .embed import EmbedSettings, open_input
+    from .embed.job import print_summary, run_embed_job
+    from .retrieval.corpus import JsonFields
 
     source = open_input(args.input, JsonFields(id=args.id_field, text=args.text_field, title=args.title_field))
     settings = EmbedSettings(
         batch_size=args.batch_size, shard_size=args.shard_size, precision=args.precision, normalize=args.normalize
     ).checked()
+    runner = None
     if args.ray is not None:
-        from .ray import run_ray_job  # Ray is imported only for --ray
+        from .embed.ray import RayRunner  # Ray is imported only for --ray
 
-        run_ray_job(args.model, source, args.output, settings, address=args.ray, actors=args.actors,
-                    threads_per_actor=args.threads_per_actor, overwrite=args.overwrite)  # fmt: skip
-        return
-    from .embed.job import print_summary, run_embed_job
-    from .model import load
-
-    summary = run_embed_job(load(args.model), args.model, source, args.output, settings, overwrite=args.overwrite)
+        runner = RayRunner(args.model, address=args.ray, actors=args.actors, threads_per_actor=args.threads_per_actor)
+        runner.check(source)  # before the model is loaded
+    summary = run_embed_job(load_model(args), args.model, source, args.output, settings, runner=runner,
+                            overwrite=args.overwrite)  # fmt: skip
     print_summary(summary, args.output)
 
 
 def cmd_search(args: argparse.Namespace) -> None:
     from . import util
-    from .corpus import read_corpus
-    from .model import load
+    from .retrieval.corpus import read_corpus
 
     passages = read_corpus(args.corpus)
-    model = load(args.model)
+    model = load_model(args)
     corpus_embeddings = _corpus_embeddings(model, passages, args.corpus, args)
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
     query_embeddings = model.encode_query(list(args.queries))
@@ -188,7 +219,7 @@ def cmd_search(args: argparse.Namespace) -> None:
 
 def _metrics_table(means: dict[str, float]) -> str:
     """The metrics as a markdown table, one row per measure, one column per cut-off, rounded to 5 decimals."""
-    from .evaluation import K_VALUES, MRR_K_VALUES
+    from .retrieval.metrics import K_VALUES, MRR_K_VALUES
 
     lines = ["| metric | " + " | ".join(f"@{k}" for k in K_VALUES) + " |", "|---" * (len(K_VALUES) + 1) + "|"]
     for name in ("NDCG", "MAP", "Recall", "P"):
@@ -198,12 +229,11 @@ def _metrics_table(means: dict[str, float]) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from . import util
-    from .eval_data import load_eval_set
-    from .evaluation import K_VALUES, evaluate
-    from .model import load
+    from .retrieval.judgements import load_eval_set
+    from .retrieval.metrics import K_VALUES, evaluate
 
     data = load_eval_set(args.data, args.split)
-    model = load(args.model)
+    model = load_model(args)
     documents = _corpus_embeddings(model, data.corpus, data.corpus_path, args)
     print(f"encoding {len(data.queries)} queries …", file=sys.stderr)
     queries = model.encode_query([q.text for q in data.queries], batch_size=args.batch_size, show_progress_bar=True)
@@ -239,7 +269,7 @@ def _print_rows(rows: dict[str, object]) -> None:
 
 
 def _print_model_table() -> None:
-    from .models import KNOWN_MODELS
+    from .loading.known_models import KNOWN_MODELS
 
     columns = "{:<32} {:<12} {:>6} {:>6}  {:<7}  {:<10}  {}"
     print(
@@ -253,12 +283,10 @@ def _print_model_table() -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from .model import load
-
     if args.list:
         _print_model_table()
         return
-    model = load(args.model)
+    model = load_model(args)
     c = model.config
     dense = [f"{d.in_features}→{d.out_features} {d.activation}" for d in c.dense_layers]
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
@@ -291,7 +319,7 @@ def cmd_download(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from .serve.run import run  # Starlette, uvicorn and prometheus_client are imported only when serving
 
-    return run(args)
+    return run(args, model_options(args))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -313,6 +341,16 @@ def add_precision_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+    """--device, --dtype, --backend: where the model runs (SentenceTransformer's arguments of those names)."""
+    parser.add_argument("--device", help="cpu (default: the NumPy backend) or a CUDA device, e.g. cuda (Triton)")
+    parser.add_argument("--dtype", help="float32 (default), or for the Triton backend float16 / bfloat16")
+    parser.add_argument(
+        "--backend", choices=("numpy", "triton"), help="default: numpy on cpu, triton on cuda; triton on cpu runs "
+        "the kernels in Triton's interpreter (TRITON_INTERPRET=1)"
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibert", description="Sentence embeddings from a NumPy BERT.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -330,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     encode.add_argument("--normalize", action="store_true", help="L2-normalize the embeddings")
     add_precision_argument(encode)
     encode.add_argument("--prompt-name", help="a prompt of the model's (e.g. query, document) to put before each line")
+    add_device_arguments(encode)
     encode.set_defaults(run=cmd_encode)
 
     search = with_model(sub.add_parser("search", help="rank a corpus's passages for each query"))
@@ -338,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--batch-size", type=int, default=32)
     search.add_argument("--embeddings", metavar="DIR", help=EMBEDDINGS_HELP)
     search.add_argument("queries", nargs="+", metavar="QUERY")
+    add_device_arguments(search)
     search.set_defaults(run=cmd_search)
 
     evaluation = with_model(
@@ -350,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--output", help="also write the metrics (full precision) to this JSON file")
     evaluation.add_argument("--batch-size", type=int, default=32)
     evaluation.add_argument("--embeddings", metavar="DIR", help=EMBEDDINGS_HELP)
+    add_device_arguments(evaluation)
     evaluation.set_defaults(run=cmd_eval)
 
     embed = with_model(
@@ -399,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
         "/health, /metrics, with dynamic batching across requests. README 'Serving' has the limits and statuses.",
     )
     add_serve_arguments(serve)
+    add_device_arguments(serve)
     serve.set_defaults(run=cmd_serve)
 
     speed = sub.add_parser(

@@ -1,4 +1,4 @@
-"""``SentenceTransformer``: the drop-in encoder for the common sentence-transformers subset.
+"""``SentenceTransformer``: the facade every front end uses — sentence-transformers' ``encode`` as public stages.
 
 Follows ``sentence_transformers.SentenceTransformer.encode`` (sentence-transformers 6.2): the prompt, if any, is
 put before every text; inputs are sorted by length (characters, longest first) and cut into batches, each batch
@@ -10,13 +10,26 @@ the original order is restored and ``precision`` quantizes the result (:mod:`min
 for the "query" / "document" prompt, which every model has ("" unless set). ``similarity`` and
 ``similarity_pairwise`` follow ``similarity_fn_name`` (:data:`minibert.util.SIMILARITY_FUNCTIONS`).
 
+The stages, public so that the server, the corpus job, the benchmark and the profiler run exactly this code:
+
+1. :meth:`~SentenceTransformer.prepare` — inputs checked (:mod:`minibert.arguments`), the prompt put before each,
+   tokenized: a :class:`Prepared` of token ids and which inputs were cut (:meth:`~SentenceTransformer.prepare_token_ids`
+   for inputs given as token ids); :meth:`~SentenceTransformer.pack` lays any of their sequences end to end;
+2. :meth:`~SentenceTransformer.embed` — a packed batch through the backend (:class:`~minibert.encoder.contract.Encoder`)
+   and the modules after Pooling: the model's embeddings, normalized or not as the call says (the backend fuses it
+   into its pooling when nothing comes between);
+3. :meth:`~SentenceTransformer.finish` — ``truncate_dim`` / ``dimensions``, then ``normalize_embeddings``.
+
+:meth:`~SentenceTransformer.encode` is the loop over them; the order of the inputs, equal texts embedded once, the
+progress bar and ``precision`` (whose int8 ranges come from all of the call's rows) stay in it.
+
 Differs where sentence-transformers is loose: ``encode([])`` returns a ``[0, d]`` array (not a
 shapeless one); generators are accepted; a non-string item is a ``TypeError`` and a lone surrogate a
-``ValueError``, both naming the index and what to do (:func:`_as_text_list`); so is a bad value of any other
-argument; results are NumPy arrays, never tensors; ``similarity_fn_name`` falls back on minibert's model table
-(:mod:`minibert.models`) before cosine; ``output_value=None`` (every feature as a dict) is not offered, nor
-token embeddings on the Triton backend; and only ``device="cpu"`` is the NumPy backend; ``device="cuda"`` selects
-the Triton backend (:mod:`minibert.gpu`).
+``ValueError``, both naming the index and what to do; so is a bad value of any other argument; results are NumPy
+arrays, never tensors; ``similarity_fn_name`` falls back on minibert's model table
+(:mod:`minibert.loading.known_models`) before cosine; ``output_value=None`` (every feature as a dict) is not offered;
+``device="cpu"`` is the NumPy backend and ``device="cuda"`` the Triton one (:mod:`minibert.encoder.gpu`); the
+backend can be replaced (``encoder=``).
 
 Thread-safety: one model object may be shared by threads calling :meth:`SentenceTransformer.encode` at
 once. Nothing is mutated after ``__init__`` (except by assigning ``similarity_fn_name``): the weights are
@@ -25,179 +38,56 @@ read-only arrays, the tokenizer's truncation and padding are set once, and each 
 
 from __future__ import annotations
 
-import enum
+import functools
 import logging
 import os
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .config import ModelConfig, load_config
+from .arguments import as_text_list, check_output_value, check_similarity_fn_name, merged_prompts
+from .encoder.contract import Encoder, EncoderFactory
+from .encoder.cpu import NumpyEncoder
+from .encoder.pooling import after_pooling, normalize_while_pooling
+from .encoder.pooling import normalize as normalize_rows
 from .errors import InputError, InputTypeError, ModelLoadError, positive_int
-from .fast import NumpyEncoder, forward
-from .hub import DEFAULT_MODEL, resolve_model_dir
-from .models import find_known_model
+from .loading.config import ModelConfig, load_config
+from .loading.known_models import find_known_model
+from .loading.resolve import DEFAULT_MODEL, resolve_model_dir
+from .loading.tokenizer import BatchTokenizer
+from .loading.weights import load_weights
 from .packing import PackedBatch
-from .pooling import after_pooling, normalize
 from .progress import progress, should_show
 from .quantization import check_precision, quantize_embeddings
-from .tokenizer import BatchTokenizer
 from .util import PAIRWISE_SIMILARITY_FUNCTIONS, SIMILARITY_FUNCTIONS
-from .weights import load_weights
 
 BACKENDS = ("numpy", "triton")
-OUTPUT_VALUES = ("sentence_embedding", "token_embeddings")
-# Prompts every model has (sentence-transformers' SentenceTransformer._default_prompts), "" unless set.
-TASK_PROMPTS = {"query": "", "document": ""}
 
 logger = logging.getLogger(__name__)
 
 
-class Encoder(Protocol):
-    """The backend contract (minibert.fast.NumpyEncoder, minibert.gpu.GpuEncoder): a packed batch in, the Pooling
-    module's output out — L2-normalized already when ``normalizes`` (the backend fused it into its pooling kernel,
-    see minibert.pooling.normalize_while_pooling). Dense and Normalize then run once, in after_pooling."""
+@dataclass(frozen=True)
+class Prepared:
+    """Inputs ready for the encoder (what :meth:`SentenceTransformer.prepare` returns): each input's token ids, special
+    tokens included and cut to the model's max_seq_length, and whether it was cut."""
 
-    normalizes: bool
+    token_ids: list[list[int]]
+    truncated: list[bool]
 
-    def embed(self, batch: PackedBatch) -> np.ndarray:  # [N] tokens -> [B, C · modes] float32
-        ...
+    def __len__(self) -> int:
+        return len(self.token_ids)
 
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _where(index: int | None) -> str:
-    return "sentences" if index is None else f"sentences[{index}]"
-
-
-def _type_hint(value: object) -> str:
-    """What to do about a non-str input, by its type."""
-    if value is None:
-        return "remove it or pass '' for an empty text"
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return "decode it first, e.g. data.decode('utf-8')"
-    if isinstance(value, float) and value != value:
-        return "a NaN is usually a missing value: drop it (dropna()) or fill it (fillna(''))"
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return "encode takes a flat list of str: flatten it, or call encode once per inner list"
-    return "convert it to text (str(x)) or remove it"
-
-
-def _check_text(text: object, index: int | None) -> str:
-    """`text` when it is a str of valid Unicode; else InputTypeError / InputError naming where it is."""
-    if not isinstance(text, str):
-        expected = "a str or a list of str" if index is None else "str"
-        what = "None" if text is None else type(text).__name__
-        raise InputTypeError(f"{_where(index)} is {what}, expected {expected}; {_type_hint(text)}")
-    if not text.isascii() and (match := _LONE_SURROGATE.search(text)) is not None:
-        raise InputError(
-            f"{_where(index)} contains a lone surrogate (U+{ord(match[0]):04X} at character {match.start()}), "
-            "which is not valid Unicode and cannot be tokenized; clean the text first, e.g. "
-            "text.encode('utf-8', 'replace').decode('utf-8') (or, for a surrogate pair split in two, "
-            "text.encode('utf-16', 'surrogatepass').decode('utf-16'))"
-        )
-    return text
-
-
-def _check_container(sentences: object) -> Iterable:
-    """`sentences` as something to iterate over once, or InputTypeError / InputError saying what to pass."""
-    if isinstance(sentences, np.ndarray):
-        if sentences.ndim != 1:
-            raise InputError(
-                f"sentences is a {sentences.ndim}-D array of shape {sentences.shape}; pass a 1-D array of str "
-                "(e.g. array.ravel()), a list of str, or for one text array.item()"
-            )
-        if sentences.dtype.kind not in "UO":
-            raise InputTypeError(
-                f"sentences is an array of dtype {sentences.dtype}, expected str (dtype '<U…' or object); "
-                + ("decode it first, e.g. array.astype(str)" if sentences.dtype.kind == "S" else "pass text")
-            )
-        return sentences.tolist()
-    if (
-        sentences is None
-        or isinstance(sentences, (bytes, bytearray, memoryview))
-        or not isinstance(sentences, Iterable)
-    ):
-        _check_text(sentences, None)  # raises: the message names the type and what to do
-    if isinstance(sentences, Mapping):
-        raise InputTypeError(f"sentences is a {type(sentences).__name__}; pass a list of str, e.g. list(d.values())")
-    if isinstance(sentences, (set, frozenset)):
-        raise InputTypeError(
-            f"sentences is a {type(sentences).__name__}, which has no order to return the rows in; "
-            "pass a list, e.g. sorted(texts)"
-        )
-    ndim = getattr(sentences, "ndim", 1)
-    if ndim != 1:
-        raise InputError(
-            f"sentences is a {ndim}-D {type(sentences).__name__}; pass one column or a flat list of str "
-            "(for a DataFrame, df['text'])"
-        )
-    return sentences
-
-
-def _as_text_list(sentences: str | Iterable[str]) -> tuple[list[str], bool]:
-    """(the inputs as a list of str, whether a single string was given); anything else raises, saying what to do.
-
-    Accepted: a str (one text); a list, tuple or any other iterable of str, iterated exactly once (a generator
-    is read to its end before anything is encoded, since inputs are sorted by length: it must be finite, and
-    a stream too large for memory should be encoded in chunks); a 1-D NumPy array of str (dtype ``<U…`` or
-    object); a pandas Series of str.
-
-    Refused with :class:`InputTypeError` (a ``TypeError``): None, bytes, numbers and other non-str values,
-    at the top or as an item (the message names the index); nested lists; dicts; sets (no order); arrays of
-    bytes or numbers. Refused with :class:`InputError` (a ``ValueError``): a text with a lone surrogate
-    (``"\ud800"``; not valid Unicode, so the tokenizer cannot read it — minibert does not guess a replacement);
-    arrays or frames that are not 1-D.
-    """
-    if isinstance(sentences, str):
-        return [_check_text(sentences, None)], True
-    return [_check_text(text, index) for index, text in enumerate(_check_container(sentences))], False
-
-
-def _check_output_value(output_value: object) -> str:
-    """`output_value` when it is one of :data:`OUTPUT_VALUES`; else InputTypeError / InputError saying what to pass."""
-    choices = "'sentence_embedding' (the default) or 'token_embeddings'"
-    if output_value is None:
-        raise InputError(f"output_value=None (every feature, as dicts) is not supported; pass {choices}")
-    if not isinstance(output_value, str):
-        raise InputTypeError(f"output_value must be a str, {choices}; got {type(output_value).__name__}")
-    if output_value not in OUTPUT_VALUES:
-        raise InputError(f"output_value {output_value!r} is not supported; pass {choices}")
-    return output_value
-
-
-def _check_similarity_fn_name(name: object) -> str:
-    """A similarity function's name (a str, or an enum such as sentence-transformers' SimilarityFunction, by its
-    value) when minibert.util has it; else InputTypeError / InputError listing the names."""
-    choices = ", ".join(repr(n) for n in SIMILARITY_FUNCTIONS)
-    if isinstance(name, enum.Enum):
-        name = name.value
-    if not isinstance(name, str):
-        raise InputTypeError(f"similarity_fn_name must be a str, one of {choices}; got {type(name).__name__}")
-    if name not in SIMILARITY_FUNCTIONS:
-        raise InputError(f"similarity_fn_name {name!r} is not supported; pass one of {choices}")
-    return name
-
-
-def _merged_prompts(declared: Mapping[str, str], given: object) -> dict[str, str]:
-    """The model's prompts, by sentence-transformers' rule: "query" and "document" always ("" unless set), then the
-    directory's prompts, then the caller's (`given`, a dict of str to str), which win."""
-    if given is None:
-        given = {}
-    if not isinstance(given, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in given.items()):
-        raise InputTypeError(
-            "prompts must be a dict of prompt names to prompt texts, both str, e.g. {'query': 'query: '}; "
-            f"got {given!r}"
-        )
-    return {**TASK_PROMPTS, **declared, **given}
+    @property
+    def tokens(self) -> int:
+        """Tokens of all the inputs, special tokens included."""
+        return sum(map(len, self.token_ids))
 
 
 class SentenceTransformer:
-    """A sentence-transformers BERT model run by minibert's NumPy forward pass.
+    """A sentence-transformers BERT model run by minibert's own forward pass.
 
     Args:
         model_name_or_path: a local directory, a hub id (``org/name``) or a short sentence-transformers
@@ -213,6 +103,9 @@ class SentenceTransformer:
         default_prompt_name: the prompt :meth:`encode` applies when none is asked for (default: the directory's).
         similarity_fn_name: "cosine", "dot", "euclidean" or "manhattan" for :meth:`similarity` (default: the
             directory's, else minibert's model table, else "cosine").
+        threads: the NumPy backend's forward threads (default: the usable cores, at most 8).
+        encoder: another backend: a callable ``(config, weights) -> Encoder``
+            (:data:`~minibert.encoder.contract.EncoderFactory`), called once; instead of `backend` and `threads`.
     """
 
     def __init__(
@@ -225,6 +118,8 @@ class SentenceTransformer:
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
         similarity_fn_name: str | None = None,
+        threads: int | None = None,
+        encoder: EncoderFactory | None = None,
     ) -> None:
         if device is not None and not isinstance(device, str):
             if type(device).__module__.split(".")[0] != "torch":  # a torch.device is accepted by its name
@@ -232,6 +127,8 @@ class SentenceTransformer:
                     f"device is {type(device).__name__}, expected a str such as 'cpu', 'cuda' or 'cuda:0'"
                 )
             device = str(device)
+        if encoder is not None and (backend is not None or threads is not None):
+            raise InputError("encoder= replaces the backend: pass backend= and threads= to neither, or drop encoder=")
         backend = backend or ("numpy" if device in (None, "cpu") else "triton")
         if backend not in BACKENDS:
             raise InputError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
@@ -240,15 +137,19 @@ class SentenceTransformer:
                 f"the NumPy backend runs on device='cpu' in float32 (got device={device!r}, dtype={dtype!r}); "
                 "pass backend='triton' (or a CUDA device) for the Triton kernels"
             )
+        if threads is not None:
+            threads = positive_int("threads", threads)
+            if backend != "numpy":
+                raise InputError("threads= sets the NumPy backend's forward threads; the Triton backend takes none")
         if similarity_fn_name is not None:
-            similarity_fn_name = _check_similarity_fn_name(similarity_fn_name)
+            similarity_fn_name = check_similarity_fn_name(similarity_fn_name)
         if default_prompt_name is not None and not isinstance(default_prompt_name, str):
             raise InputTypeError(f"default_prompt_name must be a str, got {type(default_prompt_name).__name__}")
         name = model_name_or_path or DEFAULT_MODEL
         self.model_dir: Path = resolve_model_dir(name)
         self.known_model = find_known_model(name if isinstance(name, str) else None, self.model_dir)
         self.config: ModelConfig = load_config(self.model_dir)
-        self.prompts: dict[str, str] = _merged_prompts(self.config.prompts, prompts)
+        self.prompts: dict[str, str] = merged_prompts(self.config.prompts, prompts)
         self.default_prompt_name: str | None = (
             self.config.default_prompt_name if default_prompt_name is None else default_prompt_name
         )
@@ -267,13 +168,14 @@ class SentenceTransformer:
         self._similarity_fn_name = similarity_fn_name or self.config.similarity_fn_name or known_score
         self.tokenizer = BatchTokenizer(self.config)
         self.weights = load_weights(self.config)
-        self.backend = backend
-        if backend == "triton":
-            from .gpu import GpuEncoder  # torch and triton are imported only on this path
+        self.backend = backend if encoder is None else "custom"
+        if encoder is None and backend == "triton":
+            from .encoder.gpu import GpuEncoder  # torch and triton are imported only on this path
 
-            self.encoder: Encoder = GpuEncoder(self.config, self.weights, device or "cpu", dtype)
-        else:
-            self.encoder = NumpyEncoder(self.config, self.weights)
+            encoder = functools.partial(GpuEncoder, device=device or "cpu", dtype=dtype)
+        elif encoder is None:
+            encoder = functools.partial(NumpyEncoder, threads=threads)
+        self.encoder: Encoder = encoder(self.config, self.weights)
 
     def __repr__(self) -> str:
         c = self.config
@@ -296,7 +198,7 @@ class SentenceTransformer:
 
     @similarity_fn_name.setter
     def similarity_fn_name(self, name: str) -> None:
-        self._similarity_fn_name = _check_similarity_fn_name(name)
+        self._similarity_fn_name = check_similarity_fn_name(name)
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """Scores of every row of `embeddings1` ([n, d] or [d]) against every row of `embeddings2` ([m, d] or [d]) by
@@ -315,22 +217,6 @@ class SentenceTransformer:
     def get_sentence_embedding_dimension(self) -> int:
         """The older name of :meth:`get_embedding_dimension`."""
         return self.get_embedding_dimension()
-
-    def tokenize(self, texts: list[str]) -> PackedBatch:
-        """The token ids the encoder sees for `texts`, packed (``.to_padded()`` for sentence-transformers' layout)."""
-        return self.tokenizer(_as_text_list(texts)[0])
-
-    def embed(self, batch: PackedBatch, normalize: bool | None = None) -> np.ndarray:
-        """A packed batch's embeddings [B, d], float32: the backend's pooled vectors, then Dense and — when
-        `normalize`, by default when the model directory has a Normalize module — L2 normalization."""
-        pooled = self.encoder.embed(batch)  # [B, C · modes]
-        return after_pooling(
-            pooled, self.weights.dense, self.config, normalized=self.encoder.normalizes, normalize_output=normalize
-        )  # [B, d]
-
-    def _embed_batch(self, texts: list[str]) -> np.ndarray:
-        """texts -> the model's embeddings [B, d] (tokenized, then :meth:`embed`)."""
-        return self.embed(self.tokenizer(texts))
 
     def resolve_prompt(self, prompt: object = None, prompt_name: object = None) -> str:
         """The text to put before every input: `prompt`, else the prompt named `prompt_name`, else the default
@@ -355,13 +241,79 @@ class SentenceTransformer:
             )
         return self.prompts[prompt_name]
 
-    def _batches(self, texts: list[str], batch_size: int, show_progress_bar: bool | None) -> Iterator[np.ndarray]:
-        """Rows of `texts` batch by batch, longest texts first (sentence-transformers' order), with the progress bar."""
+    # ------------------------------------------------------------------------------------------ the stages
+
+    def prepare(
+        self,
+        sentences: str | Iterable[str],
+        *,
+        prompt: str | None = None,
+        prompt_name: str | None = None,
+        field: str = "sentences",
+    ) -> Prepared:
+        """Stage 1: the inputs checked as :meth:`encode` checks them (errors name ``field[i]``), the prompt resolved as
+        :meth:`encode` resolves it and put before each text, each tokenized and cut to max_seq_length."""
+        texts, _ = as_text_list(sentences, field)
+        prompt_text = self.resolve_prompt(prompt, prompt_name)
+        return self._tokenized([prompt_text + text for text in texts] if prompt_text else texts)
+
+    def prepare_token_ids(self, sequences: Sequence[Sequence[int]], *, field: str = "input") -> Prepared:
+        """Stage 1 for inputs given as token ids: each sequence the word-piece ids of a text without special tokens,
+        checked to be ids of this model's vocabulary (InputError naming ``field[i]``), then wrapped in the model's
+        special tokens (``[CLS] … [SEP]``) and cut to max_seq_length as a text would be."""
+        vocab = self.config.vocab_size
+        for i, ids in enumerate(sequences):
+            for token in ids:
+                if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+                    raise InputTypeError(f"{field}[{i}] holds {token!r}; token ids are integers")
+                if not 0 <= token < vocab:
+                    raise InputError(f"{field}[{i}] holds token id {token}, outside this model's vocabulary of {vocab}")
+        keep = self.tokenizer.max_content_tokens
+        return Prepared(
+            [self.tokenizer.with_special_tokens(list(ids)) for ids in sequences], [len(ids) > keep for ids in sequences]
+        )
+
+    def pack(self, token_ids: Sequence[Sequence[int]]) -> PackedBatch:
+        """Sequences of token ids (special tokens included, e.g. from several :class:`Prepared`) laid end to end."""
+        return PackedBatch.from_ids(token_ids, self.tokenizer.pad_token_id)
+
+    def embed(self, batch: PackedBatch, normalize: bool | None = None) -> np.ndarray:
+        """Stage 2: a packed batch's embeddings [B, d], float32 — the backend's pooled vectors, then Dense and — when
+        `normalize`, by default when the model directory has a Normalize module — L2 normalization, which the
+        backend does while pooling when nothing comes between (one pooling mode, no Dense)."""
+        unit = self.config.normalize if normalize is None else bool(normalize)
+        fused = unit and normalize_while_pooling(self.config)
+        pooled = self.encoder.embed(batch, fused)  # [B, C · modes]
+        return after_pooling(pooled, self.weights.dense, self.config, normalize_output=unit and not fused)  # [B, d]
+
+    def finish(self, embeddings: np.ndarray, *, dimensions: int | None = None, normalize: bool = False) -> np.ndarray:
+        """Stage 3: the first `dimensions` of each row (``truncate_dim``; all when None or wider), then — when
+        `normalize` (``normalize_embeddings``) — L2-normalized: [B, d] -> [B, min(d, dimensions)] float32."""
+        rows = embeddings if dimensions is None else embeddings[:, : positive_int("dimensions", dimensions)]
+        return normalize_rows(rows) if normalize else rows
+
+    def tokenize(self, texts: list[str]) -> PackedBatch:
+        """The token ids the encoder sees for `texts` (no prompt), packed (``.to_padded()`` for
+        sentence-transformers' layout)."""
+        return self.pack(self._tokenized(as_text_list(texts)[0]).token_ids)
+
+    def _tokenized(self, texts: list[str]) -> Prepared:
+        """Checked texts -> their :class:`Prepared` token ids."""
+        encodings = self.tokenizer.encode(texts)
+        return Prepared([e.ids for e in encodings], [bool(e.overflowing) for e in encodings])
+
+    # ------------------------------------------------------------------------------------------ encode
+
+    def _batches(
+        self, texts: list[str], batch_size: int, show_progress_bar: bool | None
+    ) -> Iterator[tuple[np.ndarray, PackedBatch]]:
+        """Rows of `texts` batch by batch, longest texts first (sentence-transformers' order), with the progress bar;
+        each batch packed."""
         order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first
         with progress(len(texts), "Batches", should_show(show_progress_bar)) as advance:
             for start in range(0, len(texts), batch_size):
                 rows = order[start : start + batch_size]
-                yield rows
+                yield rows, self.pack(self._tokenized([texts[i] for i in rows]).token_ids)
                 advance(len(rows))
 
     def _sentence_embeddings(
@@ -369,17 +321,15 @@ class SentenceTransformer:
     ) -> np.ndarray:
         """texts -> their embeddings cut to `dim`, normalized when asked: [n, dim] float32."""
         out = np.empty((len(texts), dim), dtype=np.float32)  # [n, d]
-        for rows in self._batches(texts, batch_size, show_progress_bar):
-            embeddings = self._embed_batch([texts[i] for i in rows])[:, :dim]  # [B, d]
-            out[rows] = normalize(embeddings) if normalize_embeddings else embeddings
+        for rows, batch in self._batches(texts, batch_size, show_progress_bar):
+            out[rows] = self.finish(self.embed(batch), dimensions=dim, normalize=normalize_embeddings)  # [B, d]
         return out
 
     def _token_embeddings(self, texts: list[str], batch_size: int, show_progress_bar: bool | None) -> list[np.ndarray]:
-        """texts -> each text's last hidden states, special tokens included: n × [L, C] float32 (NumPy backend)."""
+        """texts -> each text's last hidden states, special tokens included: n × [L, C] float32."""
         out: list[np.ndarray] = [np.empty((0, self.config.hidden_size), np.float32)] * len(texts)  # each replaced
-        for rows in self._batches(texts, batch_size, show_progress_bar):
-            batch = self.tokenizer([texts[i] for i in rows])
-            hidden = forward(batch, self.weights, self.config)  # [N, C]
+        for rows, batch in self._batches(texts, batch_size, show_progress_bar):
+            hidden = self.encoder.token_embeddings(batch)  # [N, C]
             for row, tokens in zip(rows, np.split(hidden, batch.cu_seqlens[1:-1]), strict=True):  # B × [L, C]
                 out[row] = tokens
         return out
@@ -405,27 +355,23 @@ class SentenceTransformer:
         ``prompt`` (a str) is put before every text; else ``prompt_name`` names one of :attr:`prompts`; else the
         :attr:`default_prompt_name` prompt applies, if set. ``output_value="token_embeddings"`` gives a list of
         n ``[L, C]`` float32 arrays (a str: one array), each text's last hidden states including the special tokens,
-        where ``truncate_dim`` and ``normalize_embeddings`` do not apply (as in sentence-transformers); NumPy
-        backend only. ``precision`` ("float32", "int8", "uint8", "binary", "ubinary") quantizes the result with
+        where ``truncate_dim`` and ``normalize_embeddings`` do not apply (as in sentence-transformers).
+        ``precision`` ("float32", "int8", "uint8", "binary", "ubinary") quantizes the result with
         :func:`minibert.quantize_embeddings`, int8 / uint8 with ranges from this call's embeddings (so at least
         two of them; token embeddings: all tokens' rows).
-        What ``sentences`` may be, and the errors for what it may not, are in :func:`_as_text_list`; every other
-        argument is checked before any text is encoded. Each distinct text is embedded once, so equal inputs get
-        bitwise-equal rows (the progress bar counts distinct texts). Safe to call from several threads on one
-        model (module docstring).
+        What ``sentences`` may be, and the errors for what it may not, are in :func:`minibert.arguments.as_text_list`;
+        every other argument is checked before any text is encoded. Each distinct text is embedded once, so equal
+        inputs get bitwise-equal rows (the progress bar counts distinct texts). Safe to call from several threads on
+        one model (module docstring).
         """
-        texts, single = _as_text_list(sentences)
+        texts, single = as_text_list(sentences)
         batch_size = positive_int("batch_size", batch_size)
         dim = self.get_embedding_dimension()
         if truncate_dim is not None:
             dim = min(positive_int("truncate_dim", truncate_dim), dim)
-        output_value = _check_output_value(output_value)
+        output_value = check_output_value(output_value)
         precision = check_precision(precision)
         prompt_text = self.resolve_prompt(prompt, prompt_name)
-        if output_value == "token_embeddings" and self.backend != "numpy":
-            raise InputError(
-                "output_value='token_embeddings' runs on the NumPy backend; load the model on device='cpu'"
-            )
 
         distinct, rows_of = _distinct(texts)
         prompted = [prompt_text + text for text in distinct] if prompt_text else distinct
@@ -484,6 +430,9 @@ def _distinct(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
     return list(first_row), rows_of
 
 
-def load(model_name_or_path: str | os.PathLike | None = None, device: str | None = "cpu") -> SentenceTransformer:
-    """Load a model by directory, hub id or short name (default all-MiniLM-L6-v2)."""
-    return SentenceTransformer(model_name_or_path, device=device)
+def load(
+    model_name_or_path: str | os.PathLike | None = None, device: str | None = "cpu", **options: Any
+) -> SentenceTransformer:
+    """Load a model by directory, hub id or short name (default all-MiniLM-L6-v2); `options` as
+    :class:`SentenceTransformer` takes them."""
+    return SentenceTransformer(model_name_or_path, device=device, **options)

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from .encoder.pooling import normalize
 from .errors import InputError, InputTypeError, positive_int
-from .pooling import normalize
 from .quantization import BINARY_DTYPES, quantize_embeddings, unpack_bits
 
 __all__ = [

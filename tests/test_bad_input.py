@@ -2,7 +2,7 @@
 minibert exception (a TypeError / ValueError too) whose message says what to do.
 
 Documented shapes: a str gives [d]; a list-like of n str gives [n, d] float32 in input order; ``[]`` gives [0, d].
-Texts past max_seq_length tokens are truncated; long texts are tokenized from a prefix (minibert.tokenizer).
+Texts past max_seq_length tokens are truncated; long texts are tokenized from a prefix (minibert.loading.tokenizer).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 import minibert
 from minibert import InputError, InputTypeError, MinibertError
-from tests.conftest import assert_close
+from minibert.testing import assert_close
 
 D = 384  # all-MiniLM-L6-v2
 
@@ -176,7 +176,7 @@ def test_a_series_with_a_missing_value_names_its_position(model):
 def test_nothing_is_encoded_before_a_bad_item_is_found(model, monkeypatch):
     """A bad item late in a long list is reported before any batch runs (no wasted work, nothing half-done)."""
     calls = []
-    monkeypatch.setattr(model, "_embed_batch", lambda texts: calls.append(texts))
+    monkeypatch.setattr(model, "embed", lambda batch, normalize=None: calls.append(batch))
     with pytest.raises(InputTypeError, match=r"sentences\[999\]"):
         model.encode(["fine"] * 999 + [None])
     assert calls == []
@@ -315,7 +315,7 @@ REFUSED_ARGUMENTS = [
 )
 def test_bad_encode_arguments_are_refused_by_name_before_any_work(model, monkeypatch, case, kwargs, error, pattern):
     calls = []
-    monkeypatch.setattr(model, "_embed_batch", lambda texts: calls.append(texts))
+    monkeypatch.setattr(model, "embed", lambda batch, normalize=None: calls.append(batch))
     with pytest.raises(error, match=pattern) as info:
         model.encode(["a", "b"], **kwargs)
     assert isinstance(info.value, MinibertError) and "\n" not in str(info.value)

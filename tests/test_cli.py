@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, assert_close
+from minibert.testing import assert_close
+from tests.helpers import ROOT
 
 MINIBERT = Path(sys.executable).parent / "minibert"
 CORPUS = ROOT / "examples" / "corpus.txt"

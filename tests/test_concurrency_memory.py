@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import minibert
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 THREADS = 8
 

@@ -19,13 +19,10 @@ from sentence_transformers import SentenceTransformer as Reference
 from sentence_transformers import SimilarityFunction
 
 import minibert
-from tests.arch_fixtures import make_distilbert_dir, make_mpnet_dir  # noqa: F401 (pytest fixtures)
-from tests.conftest import RAGGED, assert_close, legacy_pooling
+from minibert.testing import EMBEDDING_ATOL, HIDDEN_ATOL, HIDDEN_RTOL, RAGGED, assert_close, legacy_pooling
 
 pytestmark = pytest.mark.numeric  # also run with NumPy's AVX-512 / AVX2 kernels switched off (Makefile)
 
-EMBEDDING_ATOL = 1e-5  # normalized embeddings vs sentence-transformers (DESIGN.md)
-HIDDEN_ATOL, HIDDEN_RTOL = 1e-4, 1e-5  # hidden states vs transformers (DESIGN.md)
 PROMPTS = {"query": "query: ", "passage": "passage: ", "classification": "Classify the topic: "}
 TEXTS = ["how do I bake bread", "The seasons come from Earth's axial tilt.", "", "how do I bake bread", "Ünïcödé 中文"]
 
@@ -183,7 +180,7 @@ def test_similarity_fn_name_precedence_and_assignment(tiny_dir, tmp_path):
     assert ours.similarity_fn_name == "dot"
 
 
-def test_embedding_dimension_as_sentence_transformers(plain, make_distilbert_dir):  # noqa: F811
+def test_embedding_dimension_as_sentence_transformers(plain, make_distilbert_dir):
     ours, reference = plain
     assert ours.get_embedding_dimension() == ours.get_sentence_embedding_dimension() == 384
     assert ours.get_embedding_dimension() == reference.get_embedding_dimension()
@@ -221,7 +218,7 @@ def test_token_embeddings_match_sentence_transformers(plain, prompt):
 
 
 @pytest.mark.parametrize("arch", ["distilbert", "mpnet"])
-def test_token_embeddings_of_other_architectures(arch, make_distilbert_dir, make_mpnet_dir):  # noqa: F811
+def test_token_embeddings_of_other_architectures(arch, make_distilbert_dir, make_mpnet_dir):
     make = make_distilbert_dir if arch == "distilbert" else make_mpnet_dir
     model_dir = make("tiny", pooling=legacy_pooling("mean", 32), normalize=True)
     ours = minibert.SentenceTransformer(model_dir).encode(RAGGED, output_value="token_embeddings")
@@ -244,17 +241,21 @@ def test_token_embeddings_ignore_truncate_dim_and_normalize_and_take_precision(p
         assert all(np.array_equal(q, e) and q.dtype == e.dtype for q, e in zip(quantized, expected, strict=True))
 
 
-def test_token_embeddings_need_the_numpy_backend(real_model_dir, monkeypatch):
+def test_token_embeddings_on_the_triton_backend_equal_the_numpy_ones(real_model_dir):
+    """Token embeddings are part of the backend contract: the Triton forward (in the interpreter) gives each text's
+    hidden states as the NumPy one does, within the hidden-state bound."""
     pytest.importorskip("triton")
-    model = minibert.SentenceTransformer(real_model_dir, backend="triton")
-    monkeypatch.setattr(model, "_token_embeddings", lambda *args: pytest.fail("encoded before refusing"))
-    with pytest.raises(minibert.InputError, match=r"token_embeddings' runs on the NumPy backend.*device='cpu'"):
-        model.encode(TEXTS, output_value="token_embeddings")
+    texts = TEXTS[:3]
+    ours = minibert.SentenceTransformer(real_model_dir, backend="triton").encode(texts, output_value="token_embeddings")
+    numpy = minibert.SentenceTransformer(real_model_dir).encode(texts, output_value="token_embeddings")
+    assert [t.shape for t in ours] == [t.shape for t in numpy] and all(t.dtype == np.float32 for t in ours)
+    for i, (a, b) in enumerate(zip(ours, numpy, strict=True)):
+        assert_close(a, b, atol=HIDDEN_ATOL, rtol=HIDDEN_RTOL, what=f"token embeddings of text {i}")
 
 
 def test_prompts_are_part_of_the_cache_identity(prompted_dir, real_model_dir):
     """A default prompt changes what encode() returns, so the embeddings cache key (config values) must differ."""
-    from minibert.cache import model_identity
+    from minibert.loading.identity import model_identity
 
     with_prompts = minibert.SentenceTransformer(prompted_dir).config
     without = minibert.SentenceTransformer(real_model_dir).config

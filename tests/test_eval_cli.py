@@ -15,10 +15,10 @@ import pytrec_eval
 
 import minibert
 from minibert import util
-from minibert.corpus import read_corpus
-from minibert.eval_data import read_qrels
-from minibert.evaluation import K_VALUES, ranked
-from tests.conftest import ROOT
+from minibert.retrieval.corpus import read_corpus
+from minibert.retrieval.judgements import read_qrels
+from minibert.retrieval.metrics import K_VALUES, ranked
+from tests.helpers import ROOT
 
 MINIBERT = Path(sys.executable).parent / "minibert"
 # The MS MARCO sample: beside the checkout (../shared/data), else at the workplace's fixed path (/work/shared/data,

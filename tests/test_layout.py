@@ -1,4 +1,4 @@
-"""The layout DESIGN.md describes: the Triton kernels in the checkout's top-level kernels/, one per file, shipped
+"""The layout ARCHITECTURE.md describes: the Triton kernels in the checkout's top-level kernels/, one per file, shipped
 inside the wheel as minibert.kernels (setuptools' package-dir mapping), so the top-level import name `kernels` —
 a PyPI distribution that transformers probes for — is not taken by an installed minibert."""
 
@@ -10,7 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 
 def test_transformers_still_imports_and_runs_beside_minibert_kernels():
@@ -55,3 +55,6 @@ def test_the_wheel_ships_the_kernels_as_minibert_kernels(tmp_path):
     kernel_files = {Path(name).name for name in names if name.startswith("minibert/kernels/")}
     assert {"__init__.py", "attention.py", "pooling.py", "checks.py"} <= kernel_files
     assert not [name for name in names if name.startswith("kernels/")]
+    # every module of the package's rooms is shipped (pyproject lists the packages one by one)
+    modules = {path.relative_to(ROOT).as_posix() for path in (ROOT / "minibert").rglob("*.py")}
+    assert not modules - set(names), f"missing from the wheel: {sorted(modules - set(names))}"

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import minibert
 from minibert import InputError
-from tests.conftest import assert_close
+from minibert.testing import assert_close
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

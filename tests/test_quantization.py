@@ -19,7 +19,7 @@ from sentence_transformers import quantize_embeddings as reference_quantize
 import minibert
 from minibert import InputError, InputTypeError, MinibertError, util
 from minibert.quantization import PRECISIONS
-from tests.conftest import ROOT
+from tests.helpers import ROOT
 
 PACKED = ("binary", "ubinary")
 SCALAR = ("int8", "uint8")

@@ -15,7 +15,8 @@ from sentence_transformers import util as st_util
 
 from minibert import util
 from minibert.errors import InputError, InputTypeError, MinibertError
-from tests.conftest import ROOT, assert_close
+from minibert.testing import assert_close
+from tests.helpers import ROOT
 
 ATOL = 1e-6
 
@@ -156,7 +157,7 @@ def test_pairwise_distances_match_sentence_transformers(name, n, dim):
 def test_similarity_function_tables_name_sentence_transformers_functions():
     from sentence_transformers import SimilarityFunction
 
-    from minibert.config import SIMILARITY_FN_NAMES
+    from minibert.loading.config import SIMILARITY_FN_NAMES
 
     assert tuple(util.SIMILARITY_FUNCTIONS) == tuple(util.PAIRWISE_SIMILARITY_FUNCTIONS) == SIMILARITY_FN_NAMES
     for name, fn in util.SIMILARITY_FUNCTIONS.items():

@@ -1,4 +1,4 @@
-"""Fit the polynomial behind minibert.fast's GELU: GELU(x) = x / (1 + exp(x·S(x²))).
+"""Fit the polynomial behind minibert.encoder.cpu's GELU: GELU(x) = x / (1 + exp(x·S(x²))).
 
 x·Φ(x) = x / (1 + e^g) with g(x) = ln((1 − Φ(x)) / Φ(x)), an odd function, so g(x) = x·S(x²). S is fitted on
 0 ≤ x ≤ 7 by Lawson's iteratively reweighted least squares toward the weighted minimax, the weight being how

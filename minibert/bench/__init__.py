@@ -32,7 +32,7 @@ What it measures, for each model given with --model:
   across exec (a child of this benchmark process would report this process's size), so ru_maxrss is the
   fallback only where /proc is missing.
 
-Models: any name or directory minibert resolves (fetched with minibert.hub.download when it is not found),
+Models: any name or directory minibert resolves (fetched with minibert.loading.download.download when it is not found),
 or `bert-base-shape`: a seeded random-init 12 x 768 BERT (mean pooling, max_seq_length 256) with the
 all-MiniLM-L6-v2 tokenizer, built once with transformers under $MINIBERT_HOME/bench/ (speed does not depend
 on the weights' values). --model may be repeated or a comma list.

@@ -1,5 +1,6 @@
 """The CPU contenders, each a function texts -> embeddings [n, d]: minibert (NumPy), sentence-transformers (torch
-fp32) and ONNX Runtime (an export of the transformers encoder between minibert's tokenizer and pooling).
+fp32) and ONNX Runtime (an export of the transformers encoder as a minibert backend, :class:`OnnxEncoder`, so that
+minibert's facade tokenizes, batches and pools for it).
 
 A contender whose packages are not installed raises :class:`Unavailable` when it is made: the report names it
 in one line instead of failing the run.
@@ -7,6 +8,7 @@ in one line instead of failing the run.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import os
@@ -14,15 +16,20 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..pooling import after_pooling, pool
+from ..encoder.pooling import normalize, pool
+from ..loading.config import ModelConfig
+from ..loading.weights import Weights
+from ..packing import PackedBatch
 
 if TYPE_CHECKING:
     from ..model import SentenceTransformer
-    from ..packing import PaddedBatch
+
+# What the ONNX export is traced on: two sequences of different lengths ([CLS] a b [SEP], [CLS] a [SEP] + padding)
+_EXPORT_SAMPLE = PackedBatch.from_ids([[101, 1037, 1038, 102], [101, 1037, 102]], pad_token_id=0).to_padded()
 
 MINIBERT = "minibert (NumPy)"
 REFERENCE = "sentence-transformers (torch fp32)"
@@ -52,7 +59,7 @@ def reference_contender(model_dir: Path, batch_size: int) -> Contender:
     return Contender(REFERENCE, lambda texts: reference.encode(texts, batch_size=batch_size, show_progress_bar=False))
 
 
-def export_onnx(model_dir: Path, path: Path, input_names: Sequence[str], sample: PaddedBatch) -> None:
+def export_onnx(model_dir: Path, path: Path, input_names: Sequence[str], sample: Any) -> None:
     """torch.onnx.export of transformers' AutoModel: `input_names` → last_hidden_state, dynamic batch and
     sequence axes, the TorchScript exporter (dynamo=False: the dynamo one needs onnxscript)."""
     import torch
@@ -88,43 +95,51 @@ def export_onnx(model_dir: Path, path: Path, input_names: Sequence[str], sample:
     os.replace(tmp, path)
 
 
-def onnx_contender(model: SentenceTransformer, batch_size: int, cache_dir: Path) -> Contender:
-    """ONNX Runtime on CPU: minibert's tokenizer → the exported encoder on the padded batch → its real tokens →
-    minibert's pooling, Dense, Normalize. The export is cached in `cache_dir`, keyed on the weights and versions."""
-    try:
+class OnnxEncoder:
+    """ONNX Runtime on CPU as a backend (:class:`minibert.encoder.contract.Encoder`): the exported transformers encoder
+    on the padded batch, its real tokens pooled by minibert. The export is cached in `cache_dir`, keyed on the
+    weights and versions."""
+
+    def __init__(self, config: ModelConfig, weights: Weights, *, cache_dir: Path) -> None:
         import onnxruntime
+        import torch
+        import transformers
+
+        self.config = config
+        self.input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.type_vocab_size else [])
+        weights_file = config.model_dir / "model.safetensors"
+        stat = weights_file.stat()
+        key = f"{weights_file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.input_names}|{torch.__version__}"
+        key += f"|{transformers.__version__}"
+        path = cache_dir / f"{config.model_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
+        if not path.is_file():
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            export_onnx(config.model_dir, path, self.input_names, _EXPORT_SAMPLE)
+        self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def token_embeddings(self, batch: PackedBatch) -> np.ndarray:
+        padded = batch.to_padded()
+        (hidden,) = self.session.run(["last_hidden_state"], {name: getattr(padded, name) for name in self.input_names})
+        return hidden[padded.attention_mask.astype(bool)]  # [B, T, C] -> [N, C], the real tokens in packed order
+
+    def embed(self, batch: PackedBatch, normalize_rows: bool) -> np.ndarray:
+        pooled = pool(self.token_embeddings(batch), batch.cu_seqlens, self.config.pooling_modes)  # [B, C · modes]
+        return normalize(pooled) if normalize_rows else pooled
+
+
+def onnx_contender(model_dir: Path, batch_size: int, cache_dir: Path) -> Contender:
+    """ONNX Runtime on CPU behind minibert's facade: its tokenizer, batching, Dense and Normalize around
+    :class:`OnnxEncoder`."""
+    try:
+        import onnxruntime  # noqa: F401
     except ImportError as exc:
         raise Unavailable(f"not installed ({exc}; pip install onnxruntime onnx)") from None
     try:
-        import torch
-        import transformers
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
     except ImportError as exc:
         raise Unavailable(f"not available: exporting the model needs torch and transformers ({exc})") from None
+    from ..model import SentenceTransformer
 
-    config = model.config
-    input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.type_vocab_size else [])
-    weights_file = model.model_dir / "model.safetensors"
-    stat = weights_file.stat()
-    key = f"{weights_file.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{input_names}|{torch.__version__}"
-    key += f"|{transformers.__version__}"
-    path = cache_dir / f"{model.model_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
-    if not path.is_file():
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        sample = model.tokenize(["a short one", "and a somewhat longer sentence to pad the first one"]).to_padded()
-        export_onnx(model.model_dir, path, input_names, sample)
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-    def encode(texts: list[str]) -> np.ndarray:
-        order = np.argsort([-len(t) for t in texts], kind="stable")  # longest first, as the other two do
-        out = np.empty((len(texts), config.embedding_dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            rows = order[start : start + batch_size]
-            batch = model.tokenize([texts[i] for i in rows])
-            padded = batch.to_padded()
-            (hidden,) = session.run(["last_hidden_state"], {name: getattr(padded, name) for name in input_names})
-            packed = hidden[padded.attention_mask.astype(bool)]  # [B, T, C] -> [N, C], the real tokens in packed order
-            pooled = pool(packed, batch.cu_seqlens, config.pooling_modes)  # [B, C · modes]
-            out[rows] = after_pooling(pooled, model.weights.dense, config, normalized=False)
-        return out
-
-    return Contender(ONNX, encode)
+    model = SentenceTransformer(model_dir, encoder=functools.partial(OnnxEncoder, cache_dir=cache_dir))
+    return Contender(ONNX, lambda texts: model.encode(texts, batch_size=batch_size))

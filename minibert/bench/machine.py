@@ -68,7 +68,7 @@ def versions() -> str:
         if (imported := sys.modules.get(module)) is not None:
             threads = f" ({imported.get_num_threads()} threads)" if module == "torch" else ""
             parts.append(f"{label} {imported.__version__}{threads}")
-    from .. import __version__
+    from ..version import __version__
 
     parts.append(f"minibert {__version__}{checkout_commit()}")
     return ", ".join(parts)

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 
 from ..errors import InputError, positive_int
-from ..hub import SHORT_DEFAULT
+from ..loading.resolve import SHORT_DEFAULT
 from .corpus import CORPUS_ENV, QUERIES_ENV
 
 
@@ -42,9 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--csv",
         type=Path,
-        help="CSV to append one row per run to (default benchmarks/cpu.csv in a checkout, else ./minibert-bench.csv)",
+        help="CSV to append the long-format result rows to (minibert.bench.results; default "
+        "benchmarks/results.csv in a checkout, else ./minibert-bench.csv)",
     )
-    parser.add_argument("--plot", type=Path, help="PNG of docs/s (default: the CSV's path with .png)")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        help="PNG of docs/s (default: --csv's path with .png, else benchmarks/cpu.png in a checkout)",
+    )
     parser.add_argument("--no-cold-start", dest="cold_start", action="store_false", help="skip the cold starts")
     parser.add_argument("--no-rss", dest="rss", action="store_false", help="skip the peak-RSS subprocess")
     parser.add_argument(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..hub import minibert_home
+from ..loading.resolve import minibert_home
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,5 +20,10 @@ def bench_home() -> Path:
 
 
 def default_csv() -> Path:
-    """benchmarks/cpu.csv in a checkout, else ./minibert-bench.csv."""
-    return REPO_ROOT / "benchmarks" / "cpu.csv" if in_checkout() else Path.cwd() / "minibert-bench.csv"
+    """benchmarks/results.csv (the long-format rows of every benchmark) in a checkout, else ./minibert-bench.csv."""
+    return REPO_ROOT / "benchmarks" / "results.csv" if in_checkout() else Path.cwd() / "minibert-bench.csv"
+
+
+def default_plot() -> Path:
+    """benchmarks/cpu.png in a checkout, else ./minibert-bench.png."""
+    return REPO_ROOT / "benchmarks" / "cpu.png" if in_checkout() else Path.cwd() / "minibert-bench.png"

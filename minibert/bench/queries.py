@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..corpus import read_corpus
-from ..weights import Weights
+from ..loading.weights import Weights
+from ..retrieval.corpus import read_corpus
 from .timing import wall_seconds
 
 COPY_BYTES = 256 * 2**20

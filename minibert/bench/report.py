@@ -1,7 +1,8 @@
 """What a benchmark run leaves behind: the markdown report on stdout, CSV rows, a PNG.
 
 :func:`append_csv` is the one way every benchmark (minibert bench, benchmarks/bench_*.py) appends rows: the header
-is written once, with the first rows, and a file that has other columns is refused rather than mixed.
+is written once, with the first rows, and a file that has other columns is refused rather than mixed. The rows of
+``minibert bench`` are in the one long-format schema of :mod:`minibert.bench.results`.
 """
 
 from __future__ import annotations
@@ -13,41 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from .contenders import MINIBERT, REFERENCE
+from .contenders import REFERENCE
 from .queries import percentile
 
 RSS_MARGIN = 300 * 2**20
 MB = 2**20
 LATENCY_PERCENTILES = (50, 95, 99)
-_WHERE_COLUMNS = ["date", "machine", "cores", "threads", "versions", "model"]  # every row of both CSVs starts so
-QUERY_CSV_COLUMNS = [
-    *_WHERE_COLUMNS,
-    "queries",
-    "query_tokens",
-    "batch_size",
-    "contender",
-    "measure",  # queries_per_s (one row per round), latency_p50_ms / _p95_ms / _p99_ms, floor_ms
-    "round",
-    "value",
-    "copy_gb_per_s",
-    "weights_mb",
-]
-CSV_COLUMNS = [
-    *_WHERE_COLUMNS,
-    "corpus",
-    "passages",
-    "tokens",
-    "batch_size",
-    "contender",
-    "round",
-    "docs_per_s",
-    "tokens_per_s",
-    "gflops",
-    "sgemm_peak_gflops",
-    "max_abs_diff",
-]
-
-
 @dataclass
 class ModelRun:
     """Everything measured for one model."""
@@ -183,34 +155,6 @@ def format_query_report(runs: list[ModelRun], bandwidth: tuple[float, int], roun
     return "\n".join(lines)
 
 
-def query_csv_rows(
-    runs: list[ModelRun], common: Mapping[str, object], bandwidth: tuple[float, int]
-) -> list[dict[str, object]]:
-    """The query rows in QUERY_CSV_COLUMNS: queries/s per contender per round, each contender's latency
-    percentiles, and minibert's floor (one row per model)."""
-    rows = []
-    for run in runs:
-        shared = {
-            **{key: value for key, value in common.items() if key in QUERY_CSV_COLUMNS},
-            "model": run.label,
-            "queries": run.queries,
-            "query_tokens": f"{run.query_tokens:.2f}",
-            "copy_gb_per_s": f"{bandwidth[0] / 1e9:.3f}",
-            "weights_mb": f"{run.weights_bytes / 1e6:.3f}",
-        }
-        for name, rates in run.query_rates.items():
-            for round_index, rate in enumerate(rates):
-                rows.append({**shared, "contender": name, "measure": "queries_per_s", "round": round_index,
-                             "value": f"{rate:.3f}"})  # fmt: skip
-            for q in LATENCY_PERCENTILES:
-                value = percentile(run.latencies[name], q)
-                rows.append({**shared, "contender": name, "measure": f"latency_p{q}_ms", "value": f"{value:.3f}"})
-        rows.append(
-            {**shared, "contender": MINIBERT, "measure": "floor_ms", "value": f"{floor_ms(run, bandwidth):.3f}"}
-        )
-    return rows
-
-
 def append_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> int:
     """Append `rows` (dicts keyed by `columns`) to the CSV at `path`, writing the header first when the file is new
     or empty; returns the number of rows written. A file whose header is not `columns` is an InputError."""
@@ -232,31 +176,6 @@ def append_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, o
             writer.writerow(row)
             count += 1
     return count
-
-
-def csv_rows(runs: list[ModelRun], common: Mapping[str, object]) -> list[dict[str, object]]:
-    """One row of CSV_COLUMNS per contender per round; `common` holds the columns every row shares."""
-    rows = []
-    for run in runs:
-        for name, rates in run.rates.items():
-            gap = run.max_diff[name]
-            for round_index, docs in enumerate(rates):
-                rows.append(
-                    {
-                        **common,
-                        "model": run.label,
-                        "passages": run.passages,
-                        "tokens": run.tokens,
-                        "contender": name,
-                        "round": round_index,
-                        "docs_per_s": f"{docs:.3f}",
-                        "tokens_per_s": f"{run.tokens / run.passages * docs:.1f}",
-                        "gflops": f"{run.flops / run.passages * docs / 1e9:.3f}",
-                        "sgemm_peak_gflops": f"{run.sgemm_peak:.2f}",
-                        "max_abs_diff": "" if gap is None else f"{gap:.3g}",
-                    }
-                )
-    return rows
 
 
 def _bars(ax, runs: list[ModelRun], values_of, ylabel: str) -> None:

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .. import bench
-from ..corpus import read_corpus
+from ..encoder.threads import usable_cores
 from ..errors import MinibertError
-from ..fast import usable_cores
+from ..retrieval.corpus import read_corpus
 from . import options
+from .choice import resolve_bench_model
 from .contenders import (
     MINIBERT,
     ONNX,
@@ -30,9 +31,8 @@ from .contenders import (
     reference_contender,
 )
 from .corpus import default_corpus, default_queries
-from .machine import cpu_counts, cpu_name, machine_description, sgemm_peak_gflops, versions
-from .models import resolve_bench_model
-from .paths import bench_home, default_csv
+from .machine import cpu_name, machine_description, sgemm_peak_gflops, versions
+from .paths import bench_home, default_csv, default_plot
 from .processes import cold_start_seconds, peak_rss
 from .queries import (
     QUERY_WORDS,
@@ -44,17 +44,8 @@ from .queries import (
     streamed_bytes,
     throughput,
 )
-from .report import (
-    CSV_COLUMNS,
-    QUERY_CSV_COLUMNS,
-    ModelRun,
-    append_csv,
-    csv_rows,
-    format_query_report,
-    format_report,
-    plot,
-    query_csv_rows,
-)
+from .report import ModelRun, append_csv, format_query_report, format_report, plot
+from .results import RESULT_COLUMNS, bench_rows
 from .timing import wall_seconds
 from .work import default_limit, encoder_flops
 
@@ -89,7 +80,7 @@ def bench_model(name: str, texts_all: list[str], queries: list[str], args: argpa
     contenders = [minibert_contender(model, args.batch_size)]
     loaders = (
         (REFERENCE, lambda: reference_contender(model_dir, args.batch_size)),
-        (ONNX, lambda: onnx_contender(model, args.batch_size, bench_home() / "onnx")),
+        (ONNX, lambda: onnx_contender(model_dir, args.batch_size, bench_home() / "onnx")),
     )
     for contender_name, load in loaders:
         try:
@@ -165,13 +156,13 @@ def run(args: argparse.Namespace) -> None:
         args.batch_size = 4
         args.rounds = 1
         if args.csv is None:
-            args.csv = Path(tempfile.mkdtemp(prefix="minibert-bench-smoke-")) / "cpu.csv"
+            args.csv = Path(tempfile.mkdtemp(prefix="minibert-bench-smoke-")) / "results.csv"
     models = options.models(args)
     corpus = args.corpus or default_corpus()
     texts = [p.embed_text for p in read_corpus(corpus)]
     queries_file, queries = _queries(args, texts)
     csv_path = args.csv or default_csv()
-    plot_path = args.plot or csv_path.with_suffix(".png")
+    plot_path = args.plot or (csv_path.with_suffix(".png") if args.csv else default_plot())
 
     runs = [bench_model(name, texts, queries, args) for name in models]
     bandwidth = copy_bandwidth(usable_cores()) if queries else None
@@ -196,22 +187,9 @@ def run(args: argparse.Namespace) -> None:
     print(format_report(runs, header, args.rounds))
     if bandwidth is not None:
         print(format_query_report(runs, bandwidth, args.rounds))
-    cores, threads = cpu_counts()
-    common = {
-        "date": date,
-        "machine": machine,
-        "cores": cores,
-        "threads": threads,
-        "versions": versions_text,
-        "corpus": str(corpus),
-        "batch_size": args.batch_size,
-    }
-    written = append_csv(csv_path, CSV_COLUMNS, csv_rows(runs, common))
-    print(f"\nCSV: {csv_path} (+{written} rows)")
-    if bandwidth is not None:
-        query_csv = csv_path.with_name(f"{csv_path.stem}-queries.csv")
-        written = append_csv(query_csv, QUERY_CSV_COLUMNS, query_csv_rows(runs, common, bandwidth))
-        print(f"CSV: {query_csv} (+{written} rows)")
+    where = {"machine": machine, "versions": versions_text, "date": date}
+    rows = bench_rows(runs, args.batch_size, Path(corpus).name, where, bandwidth)
+    print(f"\nCSV: {csv_path} (+{append_csv(csv_path, RESULT_COLUMNS, rows)} rows)")
     print(plot(plot_path, runs, f"minibert bench — {cpu_name()}, {date[:10]}", bandwidth))
 
 

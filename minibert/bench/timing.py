@@ -25,7 +25,7 @@ def wall_seconds(fn: Callable[[], object], synchronize: Callable[[], object] | N
 def median_ms(fn: Callable[[], object], repeats: int = 3) -> float:
     """Median milliseconds of `fn`: triton.testing.do_bench's median on a GPU; when the kernels run in Triton's
     interpreter (on CPU, where the time is no speed), the median wall time of `repeats` calls."""
-    from ..kernels.checks import interpreting
+    from ..encoder.gpu import interpreting
 
     if not interpreting():
         import triton.testing

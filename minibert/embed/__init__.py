@@ -1,5 +1,5 @@
 """Embedding corpora of any size: ``minibert embed``, on one machine (:mod:`.job`) or through Ray Data
-(:mod:`minibert.ray`).
+(:mod:`minibert.embed.ray`).
 
 :mod:`.inputs` reads the corpus as a stream, :mod:`.shards` writes and reads the Parquet shards and the manifest,
 :mod:`.job` is the resumable single-machine job. pyarrow is needed (``pip install 'minibert[embed]'``); Ray only

@@ -1,14 +1,14 @@
 """The input of ``minibert embed``: a corpus file read as a stream of passages, and its identity.
 
-Text formats (``.tsv``, ``.jsonl``, anything else as plain text) follow :mod:`minibert.corpus` line by line
-(:func:`~minibert.corpus.stream_lines`, :func:`~minibert.corpus.parse_lines`), so a passage here is the passage
-``minibert search`` reads from the same file. ``.parquet`` is read a row group's batch at a time with pyarrow;
-each row is checked as a JSONL record is (:func:`~minibert.corpus.passage_from_fields`). Memory is bounded by
-one line or one record batch, never by the corpus.
+Text formats (``.tsv``, ``.jsonl``, anything else as plain text) follow :mod:`minibert.retrieval.corpus` line by
+line (:func:`~minibert.retrieval.corpus.stream_lines`, :func:`~minibert.retrieval.corpus.parse_lines`), so a passage
+here is the passage ``minibert search`` reads from the same file. ``.parquet`` is read a row group's batch at a time
+with pyarrow; each row is checked as a JSONL record is (:func:`~minibert.retrieval.corpus.passage_from_fields`).
+Memory is bounded by one line or one record batch, never by the corpus.
 
-Where it differs from :func:`~minibert.corpus.read_corpus`: ids are not checked for uniqueness (that would hold
-every id of a corpus of any size in memory); a duplicate id gives two rows, one per input passage. The input must
-be a regular file: a job is resumed by reading its input again.
+Where it differs from :func:`~minibert.retrieval.corpus.read_corpus`: ids are not checked for uniqueness (that would
+hold every id of a corpus of any size in memory); a duplicate id gives two rows, one per input passage. The input
+must be a regular file: a job is resumed by reading its input again.
 
 The identity of an input (:func:`input_identity`) is its SHA-256, size, format and field names: what a resumed job
 compares to refuse a changed input.
@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..corpus import JsonFields, Passage, corpus_format, parse_lines, passage_from_fields, stream_lines
 from ..errors import BackendUnavailableError, InputError
+from ..retrieval.corpus import JsonFields, Passage, corpus_format, parse_lines, passage_from_fields, stream_lines
 
 FORMATS = ("tsv", "jsonl", "txt", "parquet")
 _HASH_CHUNK = 1 << 20

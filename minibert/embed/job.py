@@ -1,15 +1,17 @@
-"""``minibert embed`` on one machine: a corpus of any size, streamed into Parquet shards, resumable.
+"""``minibert embed``: a corpus of any size streamed into Parquet shards, resumable — the one job, whoever computes.
 
 The job cuts the input's passages into shards of ``shard_size`` rows (shard *k* = passages [k·S, (k+1)·S)) and,
-within a shard, into batches of ``batch_size``: every batch is ``model.encode_document`` of those texts, so a
-row's value depends only on the input, the model and these two sizes — which the manifest records. Hence a run
-that is killed at any moment and started again gives the rows an uninterrupted run gives:
+within a shard, into batches of ``batch_size``. :func:`run_embed_job` owns everything but the embedding itself: the
+manifest, resuming, the int8 / uint8 ranges, writing the shards and the summary. A :class:`Runner` only produces
+each shard's float32 rows, in input order: :class:`~minibert.embed.local.LocalRunner` in this process,
+:class:`~minibert.embed.ray.RayRunner` on a Ray cluster. Killed at any moment and started again, a job gives the
+rows an uninterrupted run gives:
 
 1. the manifest is written (atomically) before any shard; a manifest that describes another job (changed input,
-   model, sizes, precision, minibert version) is refused, or replaced with ``overwrite``;
+   model, sizes, precision, runner, minibert version) is refused, or replaced with ``overwrite``;
 2. the input is read again from the start; a shard whose file is complete, carries this job's key and holds
-   exactly the ids the input gives for it is kept; any other is embedded and written (temporary name, then
-   rename), so it is visible only when complete;
+   exactly the ids the input gives for it is kept (the local runner does not compute it); any other is embedded
+   and written (temporary name, then rename), so it is visible only when complete;
 3. at the end the manifest records each shard's rows and the status "complete"; running the job again then does
    nothing.
 
@@ -20,26 +22,25 @@ float embeddings (sentence-transformers' ``quantize_embeddings`` with the first 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import itertools
 import json
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from ..cache import model_identity
-from ..corpus import Passage
 from ..errors import InputError, positive_int
+from ..loading.identity import model_identity
 from ..progress import progress
 from ..quantization import check_precision, quantize_embeddings
 from . import shards
-from .inputs import CorpusInput, input_identity, iter_passages, parquet_rows
+from .inputs import CorpusInput, input_identity, parquet_rows
 
 SCALAR_PRECISIONS = ("int8", "uint8")
 
@@ -69,11 +70,12 @@ class Summary:
     seconds: float
     shards: int
     nothing_to_do: bool = False  # the job was complete already
+    report: dict[str, Any] = field(default_factory=dict)  # the runner's (Runner.report)
 
 
 def describe_job(model: Any, model_name: str, source_identity: dict[str, Any], settings: EmbedSettings) -> dict:
     """The part of the manifest that determines the rows; a resumed job must match it exactly."""
-    from .. import __version__
+    from ..version import __version__
 
     return {
         "format": shards.FORMAT,
@@ -110,20 +112,6 @@ def _differences(old: dict, new: dict, prefix: str = "") -> list[str]:
     return names
 
 
-def embed_texts(
-    model: Any, texts: list[str], settings: EmbedSettings, advance: Callable[[int], None] = lambda n: None
-) -> np.ndarray:
-    """float32 [n, d]: `texts` embedded as documents, ``batch_size`` at a time (the job's one rule for a batch)."""
-    rows = []
-    for start in range(0, len(texts), settings.batch_size):
-        batch = texts[start : start + settings.batch_size]
-        rows.append(
-            model.encode_document(batch, batch_size=settings.batch_size, normalize_embeddings=settings.normalize)
-        )
-        advance(len(batch))
-    return np.concatenate(rows) if rows else np.empty((0, model.get_embedding_dimension()), np.float32)
-
-
 def calibration_ranges(embeddings: np.ndarray) -> np.ndarray:
     """[2, d]: each dimension's min and max over `embeddings` (quantize_embeddings' calibration rule)."""
     return np.stack([embeddings.min(axis=0), embeddings.max(axis=0)])
@@ -134,11 +122,6 @@ def stored_rows(embeddings: np.ndarray, precision: str, ranges: np.ndarray | Non
     if precision == "float32":
         return embeddings
     return quantize_embeddings(embeddings, precision, ranges=ranges)
-
-
-def shards_of(passages: Iterator[Passage], size: int) -> Iterator[list[Passage]]:
-    while chunk := list(itertools.islice(passages, size)):
-        yield chunk
 
 
 def prepare_output(out_dir: Path, description: dict, overwrite: bool) -> dict | None:
@@ -181,6 +164,32 @@ def already_complete(out_dir: Path, manifest: dict | None) -> bool:
         return False
 
 
+class Shard(NamedTuple):
+    """One shard as a runner hands it over: its passages' ids and a call that returns their float32 rows [n, d] (the
+    model's embeddings, not quantized), calling ``advance(k)`` as k rows are done; not called for a shard already
+    written."""
+
+    ids: list[str]
+    rows: Callable[[Callable[[int], None]], np.ndarray]
+
+
+class Runner(Protocol):
+    """What computes the rows of a job (:class:`~minibert.embed.local.LocalRunner`,
+    :class:`~minibert.embed.ray.RayRunner`)."""
+
+    description: dict[str, Any]  # joins the job's description: a job resumes only with the runner that began it
+
+    def check(self, source: CorpusInput) -> None:
+        """InputError for an input this runner cannot read; called before the output is touched."""
+
+    def shards(self, source: CorpusInput, settings: EmbedSettings, identity: str) -> Iterator[Shard]:
+        """The input's shards of ``settings.shard_size`` passages, in order; `identity` is the model's
+        (:func:`~minibert.loading.identity.model_identity`), for runners that load it elsewhere."""
+
+    def report(self) -> dict[str, Any]:
+        """What the finished manifest and the summary say about how the rows were computed ({}: nothing)."""
+
+
 def run_embed_job(
     model: Any,
     model_name: str,
@@ -188,15 +197,21 @@ def run_embed_job(
     out_dir: str | os.PathLike[str],
     settings: EmbedSettings,
     *,
+    runner: Runner | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
 ) -> Summary:
-    """Embed `source` into `out_dir` (module docstring); resumes a killed run, does nothing for a finished one."""
+    """Embed `source` into `out_dir` with `runner` (default: this process, :class:`~minibert.embed.local.LocalRunner`
+    of `model`); resumes a killed run, does nothing for a finished one (module docstring)."""
+    from .local import LocalRunner
+
+    runner = LocalRunner(model) if runner is None else runner
+    runner.check(source)
     settings = settings.checked()
     out_dir = Path(out_dir)
     started = time.monotonic()
     identity, lines = input_identity(source)
-    description = describe_job(model, model_name, identity, settings)
+    description = {**describe_job(model, model_name, identity, settings), **runner.description}
     key = job_key(description)
     manifest = prepare_output(out_dir, description, overwrite)
     if already_complete(out_dir, manifest):
@@ -209,30 +224,32 @@ def run_embed_job(
     total = parquet_rows(source) if lines is None else lines
     written: list[dict[str, Any]] = []
     embedded = 0
-    with progress(total, "embedding", show_progress, unit="rows") as advance:
-        for index, passages in enumerate(shards_of(iter_passages(source), settings.shard_size)):
-            ids = [p.id for p in passages]
-            if shards.finished_shard_ids(out_dir, index, key) == ids:
-                advance(len(ids))
+    with (
+        progress(total, "embedding", show_progress, unit="rows") as advance,
+        contextlib.closing(runner.shards(source, settings, description["model"]["identity"])) as produced,
+    ):
+        for index, shard in enumerate(produced):
+            if shards.finished_shard_ids(out_dir, index, key) == shard.ids:
+                advance(len(shard.ids))
             else:
-                rows = embed_texts(model, [p.embed_text for p in passages], settings, advance)
+                rows = shard.rows(advance)  # [n, d] float32
                 if settings.precision in SCALAR_PRECISIONS and ranges is None:
                     ranges = calibration_ranges(rows)
                     manifest["ranges"] = ranges.tolist()
                     shards.write_manifest(out_dir, manifest)
                 stored = stored_rows(rows, settings.precision, ranges)
-                table = shards.shard_table(ids, stored, settings.precision, key)
-                shards.write_shard(out_dir, index, table, settings.precision)
-                embedded += len(ids)
-            written.append({"file": shards.shard_name(index), "rows": len(ids)})
+                shards.write_shard(out_dir, index, shards.shard_table(shard.ids, stored, settings.precision, key),
+                                   settings.precision)  # fmt: skip
+                embedded += len(shard.ids)
+            written.append({"file": shards.shard_name(index), "rows": len(shard.ids)})
     if not written:
         raise InputError(f"--input {source.path}: no passages")
     rows_total = sum(s["rows"] for s in written)
     seconds = time.monotonic() - started
-    shards.write_manifest(
-        out_dir, {**manifest, "status": "complete", "rows": rows_total, "shards": written, "seconds": round(seconds, 3)}
-    )
-    return Summary(rows=rows_total, embedded=embedded, seconds=seconds, shards=len(written))
+    report = runner.report()
+    shards.write_manifest(out_dir, {**manifest, "status": "complete", "rows": rows_total, "shards": written,
+                                    "seconds": round(seconds, 3), **report})  # fmt: skip
+    return Summary(rows=rows_total, embedded=embedded, seconds=seconds, shards=len(written), report=report)
 
 
 def print_summary(summary: Summary, out_dir: str | os.PathLike[str]) -> None:
@@ -248,3 +265,5 @@ def print_summary(summary: Summary, out_dir: str | os.PathLike[str]) -> None:
         f"{summary.rows} rows in {summary.shards} shards in {out_dir}",
         file=sys.stderr,
     )
+    for runner, details in summary.report.items():
+        print(f"({runner}: {', '.join(f'{key} {value}' for key, value in details.items())})", file=sys.stderr)

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from ..cache import model_identity
-from ..corpus import Passage
 from ..errors import InputError
+from ..loading.identity import model_identity
+from ..retrieval.corpus import Passage
 from .inputs import input_identity, open_input
 from .shards import read_output
 

@@ -32,12 +32,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import __version__
-from ..pooling import normalize
+from ..version import __version__
 from .batcher import Batcher, ClientGone, Job
 from .metrics import CONTENT_TYPE, Metrics
-from .models import ServedModel, ServedModels
 from .protocol import OPENAI, TEI, ApiError, EmbedRequest, check_dimensions, openai_response, parse_openai, parse_tei
+from .served import ServedModel, ServedModels
 from .settings import Settings
 
 logger = logging.getLogger("minibert.serve")
@@ -133,15 +132,13 @@ class Server:
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
-            sequences = await asyncio.to_thread(served.sequences, req)  # tokenizing a large request: off the loop
-            rows = await self.batcher.submit(Job(served, sequences, request.is_disconnected))  # [n, d]
+            prepared = await asyncio.to_thread(served.prepare, req)  # tokenizing a large request: off the loop
+            rows = await self.batcher.submit(Job(served, prepared, request.is_disconnected))  # [n, d]
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
-        if req.dimensions is not None:
-            rows = rows[:, : req.dimensions]
         unit = served.model.config.normalize if req.normalize is None else req.normalize
-        return (normalize(rows) if unit else rows), sum(map(len, sequences))
+        return served.model.finish(rows, dimensions=req.dimensions, normalize=unit), prepared.tokens
 
     # ------------------------------------------------------------------------------------------ routes
 

@@ -6,9 +6,9 @@ tokens: the batch is packed, so padding costs nothing), sorts them by length and
 loop (a worker thread; the NumPy forward uses every core). Each request waits for its own rows, which come back
 in its own order. A request may span several batches, and a batch several requests.
 
-The batch computes the model's embeddings *before* Normalize (Dense modules included); each request then
-normalizes its own rows or not (TEI's ``normalize``, default: the model directory's) and keeps its
-``dimensions`` — the same functions, in the same order, as ``SentenceTransformer.encode``.
+The batch runs the facade's embed stage without Normalize (Dense modules included); each request then runs its
+finish stage on its own rows — its ``dimensions``, then its normalization (TEI's ``normalize``, default: the model
+directory's) — the same stages, in the same order, as ``SentenceTransformer.encode``.
 
 A request whose client has gone away (``is_disconnected``) when its first input reaches the front is dropped
 before any of it is computed.
@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..packing import PackedBatch
+from ..model import Prepared
 from .metrics import Metrics
-from .models import ServedModel
+from .served import ServedModel
 
 
 class ClientGone(Exception):
@@ -37,7 +37,7 @@ class Job:
     """One request's inputs for one model, and where their rows go."""
 
     served: ServedModel
-    sequences: list[list[int]]  # token ids, special tokens included
+    prepared: Prepared  # the inputs' token ids, special tokens included
     is_disconnected: Callable[[], Awaitable[bool]]
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     scheduled: int = 0  # inputs handed to a batch so far
@@ -45,8 +45,8 @@ class Job:
     rows: np.ndarray | None = None  # [n, d], before Normalize
 
     @property
-    def tokens(self) -> int:
-        return sum(map(len, self.sequences))
+    def sequences(self) -> list[list[int]]:
+        return self.prepared.token_ids
 
 
 class Batcher:
@@ -125,7 +125,7 @@ class Batcher:
     async def _compute(self, taken: list[tuple[Job, int]]) -> None:
         served = taken[0][0].served
         taken.sort(key=lambda item: len(item[0].sequences[item[1]]), reverse=True)  # by length, as encode() does
-        batch = PackedBatch.from_ids([job.sequences[i] for job, i in taken], served.model.tokenizer.pad_token_id)
+        batch = served.model.pack([job.sequences[i] for job, i in taken])
         self.metrics.batch_size.observe(len(taken))
         self.metrics.batch_tokens.observe(len(batch.input_ids))
         try:

@@ -70,6 +70,7 @@ class EmbedRequest:
     truncate: bool
     dimensions: int | None
     encoding_format: str  # "float" or "base64"
+    field: str  # what the API calls the inputs: "input" (OpenAI) or "inputs" (TEI), for errors
 
     @property
     def count(self) -> int:
@@ -165,7 +166,7 @@ def parse_openai(body: object, max_inputs: int) -> EmbedRequest:
         raise ApiError(
             422, f"encoding_format must be 'float' or 'base64', got {encoding_format!r}", param="encoding_format"
         )
-    return EmbedRequest(model, texts, token_ids, None, None, True, _dimensions(body, None), encoding_format)
+    return EmbedRequest(model, texts, token_ids, None, None, True, _dimensions(body, None), encoding_format, "input")
 
 
 def parse_tei(body: object, max_inputs: int) -> EmbedRequest:
@@ -183,7 +184,8 @@ def parse_tei(body: object, max_inputs: int) -> EmbedRequest:
     prompt_name = _optional(body, "prompt_name", str, None)
     normalize = _optional(body, "normalize", bool, None)
     truncate = _optional(body, "truncate", bool, True)
-    return EmbedRequest(None, texts, token_ids, prompt_name, normalize, truncate, _dimensions(body, None), "float")
+    dimensions = _dimensions(body, None)
+    return EmbedRequest(None, texts, token_ids, prompt_name, normalize, truncate, dimensions, "float", "inputs")
 
 
 def check_dimensions(request: EmbedRequest, width: int) -> None:

@@ -14,11 +14,13 @@ import logging
 import signal
 import socket
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from ..errors import InputError
-from ..hub import SHORT_DEFAULT
+from ..loading.resolve import SHORT_DEFAULT
 from .app import create_app
-from .models import ModelSpec, ServedModels
+from .served import ModelSpec, ServedModels
 from .settings import settings_from
 
 
@@ -38,8 +40,9 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run(args: argparse.Namespace) -> int:
-    """Serve until SIGTERM / SIGINT; the exit status (1 when a model could not be loaded)."""
+def run(args: argparse.Namespace, model_options: Mapping[str, Any]) -> int:
+    """Serve until SIGTERM / SIGINT; the exit status (1 when a model could not be loaded). `model_options`: the
+    keyword arguments every served SentenceTransformer is made with (device, dtype, backend, threads)."""
     try:
         import uvicorn
     except ImportError as exc:
@@ -55,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
         failures.append(message)
         server.should_exit = True
 
-    app = create_app(ServedModels(specs), settings, fatal)
+    app = create_app(ServedModels(specs, model_options), settings, fatal)
     config = uvicorn.Config(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=args.graceful_timeout, lifespan="on"
     )

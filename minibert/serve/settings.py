@@ -7,7 +7,7 @@ import argparse
 from dataclasses import dataclass
 
 from ..errors import positive_int
-from ..hub import SHORT_DEFAULT
+from ..loading.resolve import SHORT_DEFAULT
 
 
 @dataclass(frozen=True)

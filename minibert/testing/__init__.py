@@ -1,0 +1,47 @@
+"""What minibert's tests, its parity report and its GPU check are built from, shipped like ``numpy.testing``.
+
+- :mod:`.tables` — model sizes, the parity texts, the tolerances, the kernels' awkward shapes (plain values);
+- :mod:`.models` — seeded random-init models of every architecture, saved as sentence-transformers directories;
+- :mod:`.tokenizers` — DistilBERT and MPNet tokenizers built from BERT's vocabulary;
+- :mod:`.reference` — transformers' hidden states for a packed batch (torch imported lazily);
+- :mod:`.checks` — :func:`assert_close`, whose failure shows the worst (ours, reference) pairs.
+
+Nothing here imports torch, transformers or pytest at import time.
+"""
+
+from .checks import assert_close
+from .models import add_dense, build_model_dir, build_random_model, hidden_width, legacy_pooling
+from .reference import reference_hidden_states, transformers_outputs
+from .tables import (
+    ARCH_CONFIGS,
+    ARCH_SHAPES,
+    EMBEDDING_ATOL,
+    HIDDEN_ATOL,
+    HIDDEN_RTOL,
+    KERNEL_TOLERANCES,
+    LONG,
+    RAGGED,
+    TABLE_CONFIGS,
+    VARIED_TEXTS,
+)
+
+__all__ = [
+    "ARCH_CONFIGS",
+    "ARCH_SHAPES",
+    "EMBEDDING_ATOL",
+    "HIDDEN_ATOL",
+    "HIDDEN_RTOL",
+    "KERNEL_TOLERANCES",
+    "LONG",
+    "RAGGED",
+    "TABLE_CONFIGS",
+    "VARIED_TEXTS",
+    "add_dense",
+    "assert_close",
+    "build_model_dir",
+    "build_random_model",
+    "hidden_width",
+    "legacy_pooling",
+    "reference_hidden_states",
+    "transformers_outputs",
+]
