@@ -28,39 +28,20 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol
+from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, positive_int
+from ..errors import InputError
 from ..loading.identity import model_identity
 from ..progress import progress
-from ..quantization import check_precision, quantize_embeddings
 from . import shards
+from .contract import EmbedSettings, Runner
 from .inputs import CorpusInput, input_identity, parquet_rows
-
-SCALAR_PRECISIONS = ("int8", "uint8")
-
-
-@dataclass(frozen=True)
-class EmbedSettings:
-    """What determines the rows besides the model and the input."""
-
-    batch_size: int = 32
-    shard_size: int = 10_000
-    precision: str = "float32"
-    normalize: bool = False
-
-    def checked(self) -> EmbedSettings:
-        return EmbedSettings(
-            batch_size=positive_int("--batch-size", self.batch_size),
-            shard_size=positive_int("--shard-size", self.shard_size),
-            precision=check_precision(self.precision),
-            normalize=bool(self.normalize),
-        )
+from .local import LocalRunner
+from .shards import SCALAR_PRECISIONS, stored_rows
 
 
 @dataclass(frozen=True)
@@ -117,13 +98,6 @@ def calibration_ranges(embeddings: np.ndarray) -> np.ndarray:
     return np.stack([embeddings.min(axis=0), embeddings.max(axis=0)])
 
 
-def stored_rows(embeddings: np.ndarray, precision: str, ranges: np.ndarray | None) -> np.ndarray:
-    """The rows as stored: float32, or quantized with the job's fixed ranges."""
-    if precision == "float32":
-        return embeddings
-    return quantize_embeddings(embeddings, precision, ranges=ranges)
-
-
 def prepare_output(out_dir: Path, description: dict, overwrite: bool) -> dict | None:
     """Make `out_dir` ready for the job; returns its existing manifest when that is this job's (to resume or to find
     complete), None when the job starts afresh. Refuses a directory that holds something else."""
@@ -164,32 +138,6 @@ def already_complete(out_dir: Path, manifest: dict | None) -> bool:
         return False
 
 
-class Shard(NamedTuple):
-    """One shard as a runner hands it over: its passages' ids and a call that returns their float32 rows [n, d] (the
-    model's embeddings, not quantized), calling ``advance(k)`` as k rows are done; not called for a shard already
-    written."""
-
-    ids: list[str]
-    rows: Callable[[Callable[[int], None]], np.ndarray]
-
-
-class Runner(Protocol):
-    """What computes the rows of a job (:class:`~minibert.embed.local.LocalRunner`,
-    :class:`~minibert.embed.ray.RayRunner`)."""
-
-    description: dict[str, Any]  # joins the job's description: a job resumes only with the runner that began it
-
-    def check(self, source: CorpusInput) -> None:
-        """InputError for an input this runner cannot read; called before the output is touched."""
-
-    def shards(self, source: CorpusInput, settings: EmbedSettings, identity: str) -> Iterator[Shard]:
-        """The input's shards of ``settings.shard_size`` passages, in order; `identity` is the model's
-        (:func:`~minibert.loading.identity.model_identity`), for runners that load it elsewhere."""
-
-    def report(self) -> dict[str, Any]:
-        """What the finished manifest and the summary say about how the rows were computed ({}: nothing)."""
-
-
 def run_embed_job(
     model: Any,
     model_name: str,
@@ -203,8 +151,6 @@ def run_embed_job(
 ) -> Summary:
     """Embed `source` into `out_dir` with `runner` (default: this process, :class:`~minibert.embed.local.LocalRunner`
     of `model`); resumes a killed run, does nothing for a finished one (module docstring)."""
-    from .local import LocalRunner
-
     runner = LocalRunner(model) if runner is None else runner
     runner.check(source)
     settings = settings.checked()

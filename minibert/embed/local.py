@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..retrieval.corpus import Passage
+from .contract import EmbedSettings, Shard
 from .inputs import CorpusInput, iter_passages
-from .job import EmbedSettings, Shard
 
 
 def embed_texts(

@@ -44,9 +44,10 @@ from ..errors import BackendUnavailableError, InputError, positive_int
 from ..loading.identity import model_identity
 from ..retrieval.corpus import JsonFields, Passage, parse_line, passage_from_fields
 from . import shards
+from .contract import EmbedSettings, Shard
 from .inputs import CorpusInput
-from .job import SCALAR_PRECISIONS, EmbedSettings, Shard, stored_rows
 from .local import embed_texts
+from .shards import SCALAR_PRECISIONS, stored_rows
 
 __all__ = ["Embedder", "RayRunner"]
 

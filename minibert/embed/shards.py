@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
-from ..quantization import BINARY_DTYPES
+from ..quantization import BINARY_DTYPES, quantize_embeddings
 from .inputs import import_pyarrow
 
 MANIFEST = "manifest.json"
+SCALAR_PRECISIONS = ("int8", "uint8")  # codes against ranges: the job keeps one set for the whole corpus
 FORMAT = "minibert-embed-v1"
 JOB_KEY_METADATA = b"minibert.job"
 _TEMPORARY_PREFIX = "."
@@ -45,6 +46,13 @@ def shard_name(index: int) -> str:
 def stored_width(precision: str, dim: int) -> int:
     """Values per row in the ``embedding`` column: d, or ⌈d / 8⌉ bytes of packed bits."""
     return -(-dim // 8) if precision in BINARY_DTYPES else dim
+
+
+def stored_rows(embeddings: np.ndarray, precision: str, ranges: np.ndarray | None) -> np.ndarray:
+    """The rows as stored: float32, or quantized with the job's fixed ranges."""
+    if precision == "float32":
+        return embeddings
+    return quantize_embeddings(embeddings, precision, ranges=ranges)
 
 
 def shard_table(ids: Sequence[str], embeddings: np.ndarray, precision: str, job_key: str | None = None) -> Any:
