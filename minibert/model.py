@@ -169,6 +169,7 @@ class SentenceTransformer:
         self.tokenizer = BatchTokenizer(self.config)
         self.weights = load_weights(self.config)
         self.backend = backend if encoder is None else "custom"
+        self.dtype = dtype  # what the backend computes in
         if encoder is None and backend == "triton":
             from .encoder.gpu import GpuEncoder  # torch and triton are imported only on this path
 

@@ -171,7 +171,7 @@ class Server:
         settings = self.settings
         body = {
             "model_id": first.name,
-            "model_dtype": "float32",
+            "model_dtype": first.model.dtype,
             "model_type": {"embedding": {"pooling": "+".join(config.pooling_modes)}},
             "dimensions": first.dimension,
             "normalized": config.normalize,
