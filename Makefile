@@ -60,7 +60,7 @@ gpu-check:
 gpu-check-prepare: test-deps
 	$(BIN)/python benchmarks/gpu_check.py --prepare
 
-# Every section of the GPU check on tiny shapes in Triton's interpreter on CPU (what tests/test_gpu_check.py runs).
+# Every section of the GPU check on tiny shapes in Triton's interpreter on CPU (what tests/bench/test_gpu_check.py runs).
 gpu-check-smoke: gpu-check-prepare
 	$(BIN)/python benchmarks/gpu_check.py --smoke
 

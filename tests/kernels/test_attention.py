@@ -18,7 +18,7 @@ for bf16 the interpreter cannot tl.dot bf16 operands, so the kernel widens them 
 products, fp32 sums: the tensor cores' arithmetic up to summation order) and its fp32→bf16 casts truncate
 where the GPU rounds to nearest, so the interpreted bf16 error is up to ~2× the GPU's. The compiled GPU
 code (tensor-core instructions, pipelining) needs a CUDA run: on a GPU machine,
-``TRITON_INTERPRET=0 python -m pytest tests/test_kernel_attention.py`` runs these same tests on CUDA tensors.
+``TRITON_INTERPRET=0 python -m pytest tests/kernels/test_attention.py`` runs these same tests on CUDA tensors.
 """
 
 from __future__ import annotations

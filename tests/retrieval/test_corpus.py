@@ -1,6 +1,6 @@
 """Corpus reading (plain text, TSV, JSONL), and the one rule for text inputs: UTF-8 decoding and line splitting.
 
-The embedding cache is tested in tests/test_cache.py."""
+The embedding cache is tested in tests/retrieval/test_cache.py."""
 
 from __future__ import annotations
 
