@@ -32,8 +32,8 @@ What it measures, for each model given with --model:
   across exec (a child of this benchmark process would report this process's size), so ru_maxrss is the
   fallback only where /proc is missing.
 
-Models: any name or directory minibert resolves (fetched with minibert.loading.download.download when it is not found),
-or `bert-base-shape`: a seeded random-init 12 x 768 BERT (mean pooling, max_seq_length 256) with the
+Models: any name or directory minibert resolves (fetched with minibert.loading.download.download when it is not
+found), or `bert-base-shape`: a seeded random-init 12 x 768 BERT (mean pooling, max_seq_length 256) with the
 all-MiniLM-L6-v2 tokenizer, built once with transformers under $MINIBERT_HOME/bench/ (speed does not depend
 on the weights' values). --model may be repeated or a comma list.
 
@@ -42,9 +42,10 @@ $MINIBERT_BENCH_CORPUS; else the MS MARCO sample beside a source checkout (../sh
 else paragraphs of the docstrings in the Python standard library's source (real English prose present
 wherever Python is), written once to $MINIBERT_HOME/bench/.
 
-Output: markdown tables on stdout, one CSV row per contender per round appended to --csv (the query rows to
-its sibling NAME-queries.csv), and a PNG of docs/s, queries/s and one-query latency per contender per model
-(when matplotlib is installed).
+Output: markdown tables on stdout, long-format CSV rows appended to --csv (one per measured value: docs/s,
+tokens/s, GFLOP/s, queries/s, latencies, the floor, cold starts, peak RSS — median, p20, p80 over the rounds;
+minibert.bench.results), and a PNG of docs/s, queries/s and one-query latency per contender per model (when
+matplotlib is installed).
 
     minibert bench [--model M[,M2]] [--corpus FILE] [--queries FILE] [--limit N] [--rounds R] [--no-cold-start]
     python benchmarks/cpu.py --smoke     # a few passages, one round: runs every code path in seconds
@@ -53,10 +54,11 @@ its sibling NAME-queries.csv), and a PNG of docs/s, queries/s and one-query late
 # One piece per module (this docstring is `minibert bench --help`'s description, so the map lives here):
 #   options      the command-line options and their checks; light, `minibert --help` imports only this
 #   run          one model's measurements, the whole run, main() for benchmarks/cpu.py
-#   contenders   minibert, sentence-transformers, ONNX Runtime (and the ONNX export)
+#   contenders   minibert, sentence-transformers, ONNX Runtime (OnnxEncoder, a backend behind minibert's facade)
 #   processes    the cold starts and the peak-RSS child (rss_child, run as python -m minibert.bench.rss_child)
 #   queries      the query rows: distinct-query batches, one-query latency, the bandwidth floor
 #   work         FLOP counts;  machine  CPU, versions, commit, sgemm peak;  corpus  the default corpus
-#   models       what a --model value names;  random_init  THE seeded random-init model builder (tests use it too)
+#   choice       what a --model value names (random-init shapes are built by minibert.testing)
 #   timing       the clocks;  report  markdown, CSV (append_csv), PNG — timing and append_csv serve benchmarks/ too
+#   results      the long-format result rows (the one schema of benchmarks/results.csv)
 #   paths        the checkout and the bench's folder under MINIBERT_HOME
