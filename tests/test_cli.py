@@ -6,16 +6,14 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from minibert.testing import assert_close
-from tests.helpers import ROOT
+from tests.helpers import MINIBERT, ROOT
 
-MINIBERT = Path(sys.executable).parent / "minibert"
 CORPUS = ROOT / "examples" / "corpus.txt"
 
 

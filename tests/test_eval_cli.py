@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,8 @@ from minibert import util
 from minibert.retrieval.corpus import read_corpus
 from minibert.retrieval.judgements import read_qrels
 from minibert.retrieval.metrics import K_VALUES, ranked
-from tests.helpers import ROOT
+from tests.helpers import MINIBERT, ROOT
 
-MINIBERT = Path(sys.executable).parent / "minibert"
 # The MS MARCO sample: beside the checkout (../shared/data), else at the workplace's fixed path (/work/shared/data,
 # where a clone elsewhere on the same machine finds it).
 DATA = next(

@@ -20,9 +20,9 @@ import minibert
 from minibert.embed import EmbedSettings, open_input, read_output, run_embed_job
 from minibert.retrieval.corpus import JsonFields
 from minibert.testing import assert_close, legacy_pooling
-from tests.helpers import passages, write_tsv
+from tests.helpers import MINIBERT, passages, write_tsv
 
-MINIBERT = Path(sys.executable).parent / "minibert"
+
 @pytest.fixture(scope="module")
 def model_dir(make_bert_dir) -> Path:
     return make_bert_dir("tiny", pooling=legacy_pooling("mean", 32), normalize=True)

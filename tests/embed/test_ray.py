@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +18,11 @@ from minibert.embed import EmbedSettings, open_input, read_output, run_embed_job
 from minibert.embed.ray import Embedder, RayRunner
 from minibert.retrieval.corpus import JsonFields
 from minibert.testing import assert_close, legacy_pooling
-from tests.helpers import passages, write_tsv
+from tests.helpers import MINIBERT, passages, write_tsv
 
 # Ray clusters of their own: the Ray tests run one after another, in one pytest-xdist worker (Makefile: loadgroup).
 pytestmark = pytest.mark.xdist_group("ray")
 
-MINIBERT = Path(sys.executable).parent / "minibert"
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -24,9 +23,8 @@ import pytest
 import minibert
 from minibert.encoder.pooling import normalize
 from minibert.testing import assert_close
-from tests.helpers import ROOT
+from tests.helpers import MINIBERT, ROOT
 
-MINIBERT = Path(sys.executable).parent / "minibert"
 TEXTS = ["How do I bake bread at home?", "", "Ünïcödé and 中文 text", "The seasons come from Earth's axial tilt. " * 3]
 LONG = "Retrieval systems rank passages by the similarity of their embeddings to the query. " * 40  # > 256 tokens
 
