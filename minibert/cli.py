@@ -57,10 +57,11 @@ def threads_from_env() -> int | None:
 def model_options(args: argparse.Namespace) -> dict:
     """The SentenceTransformer keyword arguments of a command: its --device / --dtype / --backend, when it has them,
     and the NumPy backend's threads from MINIBERT_NUM_THREADS."""
+    from .model import backend_for
+
     options = {name: getattr(args, name) for name in ("device", "dtype", "backend") if getattr(args, name, None)}
     threads = threads_from_env()
-    numpy_backend = options.get("backend", "numpy" if options.get("device", "cpu") == "cpu" else "triton") == "numpy"
-    if threads is not None and numpy_backend:
+    if threads is not None and backend_for(options.get("device", "cpu"), options.get("backend")) == "numpy":
         options["threads"] = threads
     return options
 

@@ -129,7 +129,7 @@ class SentenceTransformer:
             device = str(device)
         if encoder is not None and (backend is not None or threads is not None):
             raise InputError("encoder= replaces the backend: pass backend= and threads= to neither, or drop encoder=")
-        backend = backend or ("numpy" if device in (None, "cpu") else "triton")
+        backend = backend_for(device, backend)
         if backend not in BACKENDS:
             raise InputError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
         if backend == "numpy" and (device not in (None, "cpu") or dtype != "float32"):
@@ -420,6 +420,11 @@ class SentenceTransformer:
         if prompt is None and prompt_name is None:
             prompt_name = "document"
         return self.encode(sentences, *args, prompt_name=prompt_name, prompt=prompt, **kwargs)
+
+
+def backend_for(device: str | None, backend: str | None) -> str:
+    """The backend a model runs on: `backend` when given, else numpy on the CPU and triton on any other device."""
+    return backend or ("numpy" if device in (None, "cpu") else "triton")
 
 
 def _distinct(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
