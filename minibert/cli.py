@@ -195,7 +195,6 @@ def cmd_embed(args: argparse.Namespace) -> None:
         from .embed.ray import RayRunner  # Ray is imported only for --ray
 
         runner = RayRunner(args.model, address=args.ray, actors=args.actors, threads_per_actor=args.threads_per_actor)
-        runner.check(source)  # before the model is loaded
     summary = run_embed_job(load_model(args), args.model, source, args.output, settings, runner=runner,
                             overwrite=args.overwrite)  # fmt: skip
     print_summary(summary, args.output)

@@ -74,6 +74,9 @@ def test_embed_gives_rows_before_normalize_on_request(model):
     np.testing.assert_array_equal(normalize(raw), model.embed(batch))  # the model's Normalize, the same function
     assert np.abs(np.linalg.norm(raw, axis=1) - 1).max() > 0.1  # really before Normalize
     np.testing.assert_array_equal(model.finish(raw, dimensions=1000), raw)  # wider than the rows: all of them
+    for dimensions, error in ((0, minibert.InputError), (1.5, minibert.InputTypeError)):
+        with pytest.raises(error, match="dimensions must be a positive integer"):
+            model.finish(raw, dimensions=dimensions)
 
 
 def test_the_triton_backend_gives_rows_before_normalize_too(real_model_dir, model):

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..model import SentenceTransformer
 
 # What the ONNX export is traced on: two sequences of different lengths ([CLS] a b [SEP], [CLS] a [SEP] + padding)
-_EXPORT_SAMPLE = PackedBatch.from_ids([[101, 1037, 1038, 102], [101, 1037, 102]], pad_token_id=0).to_padded()
+_EXPORT_IDS = [[101, 1037, 1038, 102], [101, 1037, 102]]
 
 MINIBERT = "minibert (NumPy)"
 REFERENCE = "sentence-transformers (torch fp32)"
@@ -114,7 +114,7 @@ class OnnxEncoder:
         path = cache_dir / f"{config.model_dir.name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.onnx"
         if not path.is_file():
             cache_dir.mkdir(parents=True, exist_ok=True)
-            export_onnx(config.model_dir, path, self.input_names, _EXPORT_SAMPLE)
+            export_onnx(config.model_dir, path, self.input_names, PackedBatch.from_ids(_EXPORT_IDS, 0).to_padded())
         self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
     def token_embeddings(self, batch: PackedBatch) -> np.ndarray:
