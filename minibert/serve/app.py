@@ -1,13 +1,18 @@
 """The ASGI application (Starlette): routes, limits, authentication, metrics and the request log.
 
-Routes: ``POST /v1/embeddings`` (OpenAI), ``GET /v1/models`` (OpenAI's list), ``POST /embed`` (TEI), ``GET /info``,
-``GET /health`` (503 until the models are loaded), ``GET /metrics`` (Prometheus text format). Every route but
-``/health`` needs ``Authorization: Bearer KEY`` when the server has an API key (compared in constant time).
+Routes: those of :data:`minibert.serve.openapi.ENDPOINTS` — ``POST /v1/embeddings`` (OpenAI), ``GET /v1/models``
+(OpenAI's list), ``POST /embed`` (TEI), ``GET /info``, ``GET /health`` (503 until the models are loaded),
+``GET /metrics`` (Prometheus text format) — and ``GET /openapi.json`` and ``GET /docs``, the contract. Every route but
+``/health`` and the contract needs ``Authorization: Bearer KEY`` when the server has an API key (compared in
+constant time).
 
 Every response to a bad request is a JSON error in the route's API shape (:mod:`minibert.serve.protocol`) with the
-status that says what went wrong; a failure inside the server is a 500 whose body says only that (the traceback
-goes to the server's log, never to the client). Each request is logged once at INFO: method, path, status,
-inputs, tokens, milliseconds.
+status that says what went wrong, with the headers the status calls for (``Allow`` on a 405, ``Retry-After`` on a
+429 or a 503 while loading); a failure inside the server is a 500 whose body says only that (the traceback goes to
+the server's log, never to the client). A client that goes away before its answer (even while sending its body) is
+counted as 499 and logged in one line. Requests still running when the ``--graceful-timeout`` after SIGTERM runs out
+are answered 503 in their API's shape. Each request is logged once at INFO: method, path, status, inputs, tokens,
+milliseconds.
 
 The models load in a worker thread after the server starts listening, so ``/health`` answers 503 meanwhile;
 embedding requests get 503 too. If a model cannot be loaded the server stops with status 1.
@@ -28,18 +33,24 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from ..errors import InputError
 from ..version import __version__
 from .batcher import Batcher, ClientGone, Job
 from .metrics import CONTENT_TYPE, Metrics
+from .openapi import ENDPOINTS, Limits, docs_page, openapi_document
 from .protocol import OPENAI, TEI, ApiError, EmbedRequest, check_dimensions, openai_response, parse_openai, parse_tei
 from .served import ServedModel, ServedModels
 from .settings import Settings
 
 logger = logging.getLogger("minibert.serve")
+
+
+def _not_json(literal: str) -> None:
+    raise ValueError(f"{literal} is not a JSON value (RFC 8259)")
 
 
 @dataclass
@@ -59,6 +70,7 @@ class Server:
         self.metrics = Metrics()
         self.batcher = Batcher(settings.max_batch_tokens, self.metrics)
         self.in_flight = 0
+        self._contract: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -76,13 +88,20 @@ class Server:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise ApiError(413, f"the body is {int(declared)} bytes, over this server's --payload-limit of {limit}")
         chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"the body is over this server's --payload-limit of {limit} bytes")
-            chunks.append(chunk)
         try:
-            return json.loads(b"".join(chunks))
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise ApiError(413, f"the body is over this server's --payload-limit of {limit} bytes")
+                chunks.append(chunk)
+        except ClientDisconnect:
+            raise ClientGone() from None
+        try:
+            text = b"".join(chunks).decode("utf-8")  # strictly: json.loads(bytes) would let surrogates' bytes pass
+        except UnicodeDecodeError as exc:
+            raise ApiError(400, f"the body is not UTF-8 (byte {exc.start}), as JSON must be (RFC 8259)") from None
+        try:
+            return json.loads(text, parse_constant=_not_json)
         except (ValueError, RecursionError) as exc:
             raise ApiError(400, f"the body is not valid JSON ({exc})") from None
 
@@ -102,6 +121,9 @@ class Server:
             outcome.response = JSONResponse(err.body(api), status_code=err.status, headers=headers)
         except ClientGone:
             outcome.response = Response(status_code=499)  # nginx's "client closed request": nobody reads it
+        except asyncio.CancelledError:  # uvicorn's --graceful-timeout ran out: answer, then the server exits
+            message = "the server is stopping and its --graceful-timeout ran out before this request was done; retry"
+            outcome.response = JSONResponse(ApiError(503, message).body(api), status_code=503)
         except Exception:
             logger.exception("internal error on %s %s", request.method, request.url.path)
             outcome.response = JSONResponse(
@@ -195,13 +217,44 @@ class Server:
     async def prometheus(self, request: Request) -> Outcome:
         return Outcome(Response(self.metrics.exposition(), media_type=CONTENT_TYPE))
 
+    def contract(self) -> dict[str, Any]:
+        """The OpenAPI document; once the models are loaded, narrowed to what they and the limits take."""
+        keyed = self.settings.api_key is not None
+        if not self.models.ready:
+            return openapi_document(__version__, keyed)
+        if self._contract is None:
+            served, first = self.models.models, self.models.models[0]
+            limits = Limits(
+                model_names=[name for model in served for name in model.names],
+                prompt_names=list(first.model.prompts),
+                max_inputs=self.settings.max_client_batch_size,
+                widths=(max(model.dimension for model in served), first.dimension),
+                vocabularies=(max(m.model.config.vocab_size for m in served), first.model.config.vocab_size),
+            )
+            self._contract = openapi_document(__version__, keyed, limits)
+        return self._contract
+
+    def handlers(self) -> dict[str, Callable[[Request], Awaitable[Outcome]]]:
+        """The handler of each path of ENDPOINTS."""
+        return {
+            "/v1/embeddings": self.openai_embeddings,
+            "/v1/models": self.openai_models,
+            "/embed": self.tei_embed,
+            "/info": self.info,
+            "/health": self.health,
+            "/metrics": self.prometheus,
+        }
+
     # ------------------------------------------------------------------------------------------ lifecycle
 
     async def _load(self) -> None:
         try:
             await asyncio.to_thread(self.models.load)
+        except InputError as exc:  # e.g. two models that turn out to answer to one name
+            self.on_fatal(str(exc))
+            return
         except Exception as exc:  # a model that cannot be loaded: this server can never be healthy
-            self.on_fatal(f"{type(exc).__name__}: {exc}")
+            self.on_fatal(f"cannot load a model: {type(exc).__name__}: {exc}")
             return
         names = ", ".join(m.name for m in self.models.models)
         logger.info("models loaded: %s", names)
@@ -218,23 +271,22 @@ def create_app(models: ServedModels, settings: Settings, on_fatal: Callable[[str
     """The Starlette application serving `models` under `settings`; `on_fatal` is called when loading fails."""
     server = Server(models, settings, on_fatal)
 
-    def route(path: str, api: str, handler: Callable[[Request], Awaitable[Outcome]], method: str) -> Route:
+    handlers = server.handlers()
+
+    def route(path: str, api: str, method: str) -> Route:
         async def endpoint(request: Request) -> Response:
-            return await server._handle(request, api, path, handler)
+            return await server._handle(request, api, path, handlers[path])
 
         return Route(path, endpoint, methods=[method])
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         api = OPENAI if request.url.path.startswith("/v1/") else TEI
-        return JSONResponse(ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}").body(api),
-                            status_code=exc.status_code)  # fmt: skip
+        body = ApiError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}").body(api)
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)  # e.g. 405's Allow
 
-    routes = [
-        route("/v1/embeddings", OPENAI, server.openai_embeddings, "POST"),
-        route("/v1/models", OPENAI, server.openai_models, "GET"),
-        route("/embed", TEI, server.tei_embed, "POST"),
-        route("/info", TEI, server.info, "GET"),
-        route("/health", TEI, server.health, "GET"),
-        route("/metrics", TEI, server.prometheus, "GET"),
+    contract = [
+        Route("/openapi.json", lambda request: JSONResponse(server.contract()), methods=["GET"]),
+        Route("/docs", lambda request: HTMLResponse(docs_page("/openapi.json")), methods=["GET"]),
     ]
+    routes = [route(e.path, e.api, e.method) for e in ENDPOINTS] + contract
     return Starlette(routes=routes, lifespan=server.lifespan, exception_handlers={HTTPException: http_error})

@@ -1,11 +1,8 @@
 """The two HTTP APIs' request and response shapes: OpenAI's ``POST /v1/embeddings`` and TEI's ``POST /embed``.
 
-Each request body is checked field by field into one :class:`EmbedRequest`; anything wrong is an
-:class:`ApiError` carrying the HTTP status and a message that names the field (and the index, inside a list).
-The statuses (README "Serving" has the table): 400 an empty input list or a body that is not JSON; 401 no or a
-wrong API key; 404 an unknown model; 413 more inputs than ``--max-client-batch-size``, a body over
-``--payload-limit``, or an input past the model's max length with ``truncate: false``; 422 a wrong type or value
-anywhere; 429 too many requests in flight (with ``Retry-After``); 503 models still loading.
+Each request body is validated by its model in :mod:`minibert.serve.schema` into one :class:`EmbedRequest`;
+anything wrong is an :class:`ApiError` carrying the HTTP status and a message that names the field (and the
+element, inside a list). The statuses are :data:`STATUSES` (README "Serving" has the table).
 
 Follows OpenAI's embeddings API (``input`` as a string, a list of strings, a list of token ids or a list of lists
 of token ids; ``encoding_format`` float or base64 — little-endian float32, as OpenAI's clients decode it;
@@ -23,14 +20,32 @@ behind the user's back; token ids are the model's own word-piece ids without spe
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from .schema import TEXT, TEXTS, TOKEN_ID_LISTS, TOKEN_IDS, OpenAIEmbeddingRequest, TeiEmbedRequest, input_kind
+
+Body = TypeVar("Body", bound=BaseModel)
 
 OPENAI = "openai"
 TEI = "tei"
+
+STATUSES = {
+    400: "the body is not JSON (RFC 8259: no NaN or Infinity), or an input list is empty",
+    401: "no API key, or a wrong one (the server was started with --api-key)",
+    404: "the model named is not served here",
+    405: "the route takes another method (the Allow header says which)",
+    413: "more inputs than --max-client-batch-size, a body over --payload-limit, or an input past the model's max "
+    "length with truncate: false",
+    422: "a field of the wrong type or value (the message names it)",
+    429: "too many requests in flight (--max-concurrent-requests); retry after Retry-After seconds",
+    503: "the models are still loading, or the server is stopping and its --graceful-timeout ran out",
+}  # and 499 in the log and /metrics: the client went away before its answer
 
 _OPENAI_TYPES = {
     401: "authentication_error",
@@ -77,38 +92,50 @@ class EmbedRequest:
         return len(self.texts if self.texts is not None else self.token_ids)
 
 
-def _type_name(value: object) -> str:
-    return (
-        "null"
-        if value is None
-        else {dict: "an object", list: "a list", str: "a string"}.get(type(value), type(value).__name__)
-    )
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _token_sequence(value: list, field: str) -> list[int]:
-    for i, token in enumerate(value):
-        if not _is_int(token) or token < 0:
-            raise ApiError(422, f"{field}[{i}] must be a token id (an integer ≥ 0), got {token!r}", param=field)
-    return value
-
-
-def _inputs(value: object, field: str, max_inputs: int) -> tuple[list[str] | None, list[list[int]] | None]:
-    """(texts, token-id sequences) from an input field: a string, a list of strings, a list of token ids or a list
-    of lists of token ids."""
+def _describe(value: object) -> str:
+    """A JSON value, briefly, for an error message."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
     if isinstance(value, str):
+        return f"the string {value[:40]!r}" + ("…" if len(value) > 40 else "")
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _path(loc: tuple[str | int, ...]) -> str:
+    """A pydantic error location as the field it names: ("input", "token ids", 2) -> "input[2]"."""
+    parts = [part for part in loc if part not in (TEXT, TEXTS, TOKEN_IDS, TOKEN_ID_LISTS)]  # union tags: not fields
+    return str(parts[0]) + "".join(f"[{part}]" for part in parts[1:])
+
+
+def _refusal(error: ErrorDetails, model: type[BaseModel]) -> ApiError:
+    """The first validation error of a body, as the API error naming the field (and element) it is about."""
+    field, path = str(error["loc"][0]), _path(error["loc"])
+    if error["type"] == "missing":
+        return ApiError(422, f"{path} is required: {model.model_fields[field].description}", param=field)
+    if error["type"] == "too_short" and path == field:
+        return ApiError(400, f"{field} is an empty list; send at least one input", param=field)
+    expected = error["msg"].removeprefix("Input should be ")
+    return ApiError(422, f"{path} must be {expected}, got {_describe(error['input'])}", param=field)
+
+
+def _validated(model: type[Body], body: object) -> Body:
+    if not isinstance(body, dict):
+        raise ApiError(422, f"the body must be a JSON object, got {_describe(body)}")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise _refusal(exc.errors()[0], model) from None
+
+
+def _inputs(value: str | list, field: str, max_inputs: int) -> tuple[list[str] | None, list[list[int]] | None]:
+    """(texts, token-id sequences) from a validated input field; more inputs than `max_inputs`: 413."""
+    kind = input_kind(value)
+    if kind == TEXT:
         return [value], None
-    if not isinstance(value, list):
-        raise ApiError(
-            422, f"{field} must be a string, a list of strings or token ids, got {_type_name(value)}", param=field
-        )
-    if not value:
-        raise ApiError(400, f"{field} is an empty list; send at least one input", param=field)
-    if all(_is_int(item) for item in value):
-        return None, [_token_sequence(value, field)]
+    if kind == TOKEN_IDS:
+        return None, [value]
     if len(value) > max_inputs:
         raise ApiError(
             413,
@@ -116,81 +143,32 @@ def _inputs(value: object, field: str, max_inputs: int) -> tuple[list[str] | Non
             "split the request",
             param=field,
         )
-    if isinstance(value[0], str):
-        for i, item in enumerate(value):
-            if not isinstance(item, str):
-                raise ApiError(
-                    422, f"{field}[{i}] must be a string like {field}[0], got {_type_name(item)}", param=field
-                )
-        return value, None
-    sequences = []
-    for i, item in enumerate(value):
-        if not isinstance(item, list):
-            raise ApiError(
-                422, f"{field}[{i}] must be a string or a list of token ids, got {_type_name(item)}", param=field
-            )
-        sequences.append(_token_sequence(item, f"{field}[{i}]"))
-    return None, sequences
-
-
-def _optional(body: Mapping[str, Any], field: str, kind: type, default: Any) -> Any:
-    value = body.get(field)
-    if value is None:
-        return default
-    if not (_is_int(value) if kind is int else isinstance(value, kind)):
-        raise ApiError(422, f"{field} must be {kind.__name__}, got {_type_name(value)} {value!r}", param=field)
-    return value
-
-
-def _dimensions(body: Mapping[str, Any], width: int | None) -> int | None:
-    dimensions = _optional(body, "dimensions", int, None)
-    if dimensions is not None and (dimensions < 1 or (width is not None and dimensions > width)):
-        raise ApiError(
-            422, f"dimensions must be between 1 and the model's {width}, got {dimensions}", param="dimensions"
-        )
-    return dimensions
+    return (value, None) if kind == TEXTS else (None, value)
 
 
 def parse_openai(body: object, max_inputs: int) -> EmbedRequest:
     """An OpenAI ``/v1/embeddings`` body, checked (the model's existence and width are checked by the caller)."""
-    if not isinstance(body, dict):
-        raise ApiError(422, f"the body must be a JSON object, got {_type_name(body)}")
-    model = body.get("model")
-    if not isinstance(model, str):
-        raise ApiError(422, f"model is required: the name of a served model (a string), got {model!r}", param="model")
-    if "input" not in body:
-        raise ApiError(422, "input is required: a string, a list of strings or token ids", param="input")
-    texts, token_ids = _inputs(body["input"], "input", max_inputs)
-    encoding_format = _optional(body, "encoding_format", str, "float")
-    if encoding_format not in ("float", "base64"):
-        raise ApiError(
-            422, f"encoding_format must be 'float' or 'base64', got {encoding_format!r}", param="encoding_format"
-        )
-    return EmbedRequest(model, texts, token_ids, None, None, True, _dimensions(body, None), encoding_format, "input")
+    req = _validated(OpenAIEmbeddingRequest, body)
+    texts, token_ids = _inputs(req.input, "input", max_inputs)
+    encoding_format = req.encoding_format or "float"
+    return EmbedRequest(req.model, texts, token_ids, None, None, True, req.dimensions, encoding_format, "input")
 
 
 def parse_tei(body: object, max_inputs: int) -> EmbedRequest:
     """A TEI ``/embed`` body, checked."""
-    if not isinstance(body, dict):
-        raise ApiError(422, f"the body must be a JSON object, got {_type_name(body)}")
-    if "inputs" not in body:
-        raise ApiError(422, "inputs is required: a string, a list of strings or token ids", param="inputs")
-    texts, token_ids = _inputs(body["inputs"], "inputs", max_inputs)
-    direction = _optional(body, "truncation_direction", str, "Right")
-    if direction.lower() != "right":
-        raise ApiError(
-            422, f"truncation_direction {direction!r} is not supported; only 'Right'", param="truncation_direction"
-        )
-    prompt_name = _optional(body, "prompt_name", str, None)
-    normalize = _optional(body, "normalize", bool, None)
-    truncate = _optional(body, "truncate", bool, True)
-    dimensions = _dimensions(body, None)
-    return EmbedRequest(None, texts, token_ids, prompt_name, normalize, truncate, dimensions, "float", "inputs")
+    req = _validated(TeiEmbedRequest, body)
+    texts, token_ids = _inputs(req.inputs, "inputs", max_inputs)
+    truncate = True if req.truncate is None else req.truncate
+    return EmbedRequest(None, texts, token_ids, req.prompt_name, req.normalize, truncate, req.dimensions, "float",
+                        "inputs")  # fmt: skip
 
 
 def check_dimensions(request: EmbedRequest, width: int) -> None:
     """The request's dimensions against the model's embedding width."""
-    _dimensions({"dimensions": request.dimensions}, width)
+    if request.dimensions is not None and request.dimensions > width:
+        raise ApiError(
+            422, f"dimensions must be between 1 and the model's {width}, got {request.dimensions}", param="dimensions"
+        )
 
 
 def encode_row(row: np.ndarray, encoding_format: str) -> list[float] | str:

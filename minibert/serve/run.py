@@ -10,6 +10,7 @@ after shutting down; the handler installed here ignores it).
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import logging
 import signal
 import socket
@@ -65,11 +66,18 @@ def run(args: argparse.Namespace, model_options: Mapping[str, Any]) -> int:
     server = uvicorn.Server(config)
     names = ", ".join(spec.names[0] for spec in specs)
     print(f"minibert: serving {names} at http://{host}:{port}", file=sys.stderr, flush=True)
+    if settings.api_key is None and not ipaddress.ip_address(host).is_loopback:
+        print(
+            f"minibert: WARNING: listening on {host}, reachable from other machines, WITHOUT an API key: anyone who "
+            f"can reach port {port} can use this server; pass --api-key KEY, or --host 127.0.0.1",
+            file=sys.stderr,
+            flush=True,
+        )
     # uvicorn shuts down gracefully on SIGTERM / SIGINT, then raises the signal again for the handler it found:
     # a no-op one, so that a graceful shutdown exits 0 rather than dying of the signal.
     for stop in (signal.SIGTERM, signal.SIGINT):
         signal.signal(stop, lambda *_: None)
     server.run(sockets=[sock])
     for message in failures:
-        print(f"minibert: error: cannot load a model: {message}", file=sys.stderr)
+        print(f"minibert: error: {message}", file=sys.stderr)
     return 1 if failures else 0

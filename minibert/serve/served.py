@@ -76,10 +76,23 @@ class ServedModel:
         return prepared
 
 
+def check_unique(entries: list[tuple[str, tuple[str, ...]]]) -> None:
+    """InputError naming the first name that two (source, names) entries both answer to: one would be unreachable."""
+    owner: dict[str, str] = {}
+    for source, names in entries:
+        for name in names:
+            if owner.setdefault(name, source) != source:
+                raise InputError(
+                    f"--model {owner[name]} and --model {source} both answer to {name!r}; serve each model once, "
+                    "under its own ALIAS="
+                )
+
+
 class ServedModels:
-    """Every model the server serves, by name."""
+    """Every model the server serves, by name; two models answering to one name are refused (InputError)."""
 
     def __init__(self, specs: list[ModelSpec], options: Mapping[str, Any] | None = None) -> None:
+        check_unique([(spec.source, spec.names) for spec in specs])
         self.specs = specs
         self.options = dict(options or {})  # SentenceTransformer's keyword arguments: device, dtype, backend, threads
         self.models: list[ServedModel] = []
@@ -93,6 +106,7 @@ class ServedModels:
             known = model.known_model
             table_names = (known.name, f"sentence-transformers/{known.name}") if known else ()
             models.append(ServedModel(spec.names[0], tuple(dict.fromkeys((*spec.names, *table_names))), model))
+        check_unique([(spec.source, served.names) for spec, served in zip(self.specs, models, strict=True)])
         self.models = models
 
     @property

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
-from ..errors import positive_int
+from ..errors import InputError, positive_int
 from ..loading.resolve import SHORT_DEFAULT
 
 
@@ -45,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
-    parser.add_argument("--api-key", help="require 'Authorization: Bearer KEY' on every route but /health")
+    parser.add_argument(
+        "--api-key", help="require 'Authorization: Bearer KEY' on every route but /health, /openapi.json and /docs"
+    )
     for field, bounds in LIMITS.items():
         default = getattr(defaults, field)
         parser.add_argument(_option(field), type=int, default=default, help=f"{bounds} (default {default})")
@@ -57,4 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def settings_from(args: argparse.Namespace) -> Settings:
     """The Settings the parsed options describe (InputError, one line, for a value the server cannot run with)."""
     limits = {field: positive_int(_option(field), getattr(args, field)) for field in LIMITS}
-    return Settings(**limits, api_key=args.api_key or None)
+    if args.graceful_timeout < 0:
+        raise InputError(f"--graceful-timeout must be 0 or more seconds, got {args.graceful_timeout}")
+    if args.api_key is not None and not args.api_key.strip():
+        raise InputError("--api-key is empty (an unset variable?); give a key, or leave --api-key out to serve without")
+    if args.api_key is not None and args.api_key != args.api_key.strip():
+        raise InputError("--api-key starts or ends with whitespace, which no Authorization header can carry")
+    return Settings(**limits, api_key=args.api_key)

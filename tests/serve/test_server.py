@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import signal
 import socket
@@ -24,48 +23,10 @@ import minibert
 from minibert.encoder.pooling import normalize
 from minibert.testing import assert_close
 from tests.helpers import MINIBERT, ROOT
+from tests.serve.helpers import Server
 
 TEXTS = ["How do I bake bread at home?", "", "Ünïcödé and 中文 text", "The seasons come from Earth's axial tilt. " * 3]
 LONG = "Retrieval systems rank passages by the similarity of their embeddings to the query. " * 40  # > 256 tokens
-
-
-class Server:
-    """A `minibert serve --port 0 …` process: its URL, its log lines, and a way to stop it."""
-
-    def __init__(self, *args: str, env: dict | None = None) -> None:
-        self.process = subprocess.Popen(
-            [str(MINIBERT), "serve", "--port", "0", *args],
-            stderr=subprocess.PIPE,
-            stdout=subprocess.DEVNULL,
-            text=True,
-            env={**os.environ, **(env or {})},
-        )
-        first = self.process.stderr.readline()
-        match = re.search(r"at (http://[\d.]+:\d+)", first)
-        assert match, f"no address in {first!r}"
-        self.url = match.group(1)
-        self.log: list[str] = []
-        threading.Thread(target=lambda: self.log.extend(self.process.stderr), daemon=True).start()
-        deadline = time.monotonic() + 120
-        while httpx.get(f"{self.url}/health").status_code != 200:
-            assert self.process.poll() is None and time.monotonic() < deadline, "".join(self.log)
-            time.sleep(0.05)
-
-    def post(self, path: str, body: object, **kwargs) -> httpx.Response:
-        """POST `body` as JSON, non-ASCII characters as \\u escapes (so a lone surrogate can be sent, as any JSON
-        encoder that escapes would send it)."""
-        headers = {"content-type": "application/json", **kwargs.pop("headers", {})}
-        return httpx.post(f"{self.url}{path}", content=json.dumps(body), headers=headers, timeout=120, **kwargs)
-
-    def metric(self, name: str, headers: dict | None = None) -> float:
-        text = httpx.get(f"{self.url}/metrics", headers=headers).text
-        values = [float(line.split()[-1]) for line in text.splitlines() if line.startswith(name)]
-        return sum(values)
-
-    def stop(self, timeout: float = 60) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
 
 
 @pytest.fixture(scope="module")
@@ -190,22 +151,30 @@ ERRORS = [
     ("/embed", {"inputs": [LONG], "truncate": False}, 413, "input 0 is longer than the model's max length of 256"),
     ("/v1/embeddings", {"model": "gpt-4", "input": "x"}, 404, "model 'gpt-4' is not served here; served: "),
     ("/v1/embeddings", {"input": "x"}, 422, "model is required"),
-    ("/v1/embeddings", {"model": 3, "input": "x"}, 422, "model is required"),
+    ("/v1/embeddings", {"model": 3, "input": "x"}, 422, "model must be a valid string, got the number 3"),
     ("/v1/embeddings", {"model": "dot"}, 422, "input is required"),
     ("/v1/embeddings", {"model": "dot", "input": {"a": 1}}, 422, "input must be a string, a list of strings"),
-    ("/v1/embeddings", {"model": "dot", "input": ["a", 3]}, 422, "input[1] must be a string"),
-    ("/v1/embeddings", {"model": "dot", "input": [[1, 2], "a"]}, 422, "input[1] must be a string or a list of token"),
-    ("/v1/embeddings", {"model": "dot", "input": [[1, -2]]}, 422, "input[0][1] must be a token id"),
+    ("/v1/embeddings", {"model": "dot", "input": ["a", 3]}, 422, "input[1] must be a valid string"),
+    ("/v1/embeddings", {"model": "dot", "input": [[1, 2], "a"]}, 422, "input[1] must be a valid list"),
+    ("/v1/embeddings", {"model": "dot", "input": [[1, -2]]}, 422, "input[0][1] must be greater than or equal to 0"),
     ("/v1/embeddings", {"model": "dot", "input": [[1, 99999]]}, 422, "token id 99999, outside this model's vocab"),
     ("/v1/embeddings", {"model": "dot", "input": "a", "encoding_format": "int8"}, 422, "encoding_format must be"),
-    ("/v1/embeddings", {"model": "dot", "input": "a", "dimensions": 0}, 422, "dimensions must be between 1 and"),
+    ("/v1/embeddings", {"model": "dot", "input": "a", "dimensions": 0}, 422, "dimensions must be greater than"),
     ("/v1/embeddings", {"model": "dot", "input": "a", "dimensions": 33}, 422, "the model's 32, got 33"),
-    ("/v1/embeddings", {"model": "dot", "input": "a", "dimensions": "8"}, 422, "dimensions must be int"),
-    ("/embed", {"inputs": "a", "normalize": "yes"}, 422, "normalize must be bool"),
-    ("/embed", {"inputs": "a", "truncate": 1}, 422, "truncate must be bool"),
-    ("/embed", {"inputs": "a", "truncation_direction": "Left"}, 422, "truncation_direction 'Left' is not supported"),
+    ("/v1/embeddings", {"model": "dot", "input": "a", "dimensions": "8"}, 422, "dimensions must be a valid integer"),
+    ("/embed", {"inputs": "a", "normalize": "yes"}, 422, "normalize must be a valid boolean"),
+    ("/embed", {"inputs": "a", "truncate": 1}, 422, "truncate must be a valid boolean, got the number 1"),
+    ("/embed", {"inputs": "a", "truncation_direction": "Left"}, 422, "truncation_direction must be 'Right', got"),
     ("/embed", {"input": "a"}, 422, "inputs is required"),
     ("/embed", ["a"], 422, "the body must be a JSON object"),
+    # the element that is wrong is the one named, whichever of the four input shapes the first element chose
+    ("/v1/embeddings", {"model": "dot", "input": [101, 2054, True]}, 422, "input[2] must be a valid integer, got true"),
+    ("/embed", {"inputs": [[101], [7, None]]}, 422, "inputs[1][1] must be a valid integer, got null"),
+    ("/embed", {"inputs": [["a"]]}, 422, "inputs[0][0] must be a valid integer, got the string 'a'"),
+    ("/embed", {"inputs": [101, 1.5]}, 422, "inputs[1] must be a valid integer, got the number 1.5"),
+    ("/embed", {"inputs": [{"a": 1}]}, 422, "inputs must be a string, a list of strings, a list of token ids or a"),
+    ("/v1/embeddings", {"model": "dot", "input": "a", "user": 7}, 422, "user must be a valid string"),
+    ("/embed", {"inputs": [[101]], "prompt_name": "query"}, 422, "prompt_name must be null with token-id inputs"),
     # the facade's own checks (prepare), the ones encode makes: a "\ud800" escape decodes to a lone surrogate
     ("/v1/embeddings", {"model": "dot", "input": ["fine", "\ud800"]}, 422, "input[1] contains a lone surrogate"),
     ("/embed", {"inputs": "a\udfff"}, 422, "inputs[0] contains a lone surrogate (U+DFFF at character 1)"),
@@ -232,10 +201,59 @@ def test_body_that_is_not_json_or_over_the_payload_limit(server):
     assert chunked.status_code == 413  # no Content-Length: counted while reading
 
 
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_json_number_literals_are_refused(server, literal):
+    """Python's json module reads these; RFC 8259 has no such values, and a strict parser refuses them."""
+    for path, body in (("/embed", f'{{"inputs": "a", "dimensions": {literal}}}'),
+                       ("/v1/embeddings", f'{{"model": "dot", "input": [{literal}]}}')):  # fmt: skip
+        response = httpx.post(f"{server.url}{path}", content=body, headers={"content-type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert f"{literal.lstrip('-')} is not a JSON value" in json.dumps(response.json()), response.text
+
+
+def test_a_body_that_is_not_utf8_is_refused(server):
+    """Raw bytes of a lone surrogate (CESU-style ED A0 80) and a stray continuation byte: not UTF-8, so not JSON."""
+    for raw in (b'{"inputs": "a\xed\xa0\x80"}', b'{"inputs": "\x80"}'):
+        response = httpx.post(f"{server.url}/embed", content=raw, headers={"content-type": "application/json"})
+        assert response.status_code == 400 and "the body is not UTF-8" in response.json()["error"], response.text
+
+
 def test_unknown_routes_and_methods_are_json_errors(server):
     assert httpx.get(f"{server.url}/nothing").status_code == 404
     wrong = httpx.get(f"{server.url}/v1/embeddings")
     assert wrong.status_code == 405 and "message" in wrong.json()["error"]
+    assert wrong.headers["allow"] == "POST"  # RFC 9110: a 405 names the methods the route takes
+    assert set(httpx.delete(f"{server.url}/health").headers["allow"].split(", ")) == {"GET", "HEAD"}
+
+
+def test_the_contract_is_published_as_openapi(server):
+    document = httpx.get(f"{server.url}/openapi.json").json()
+    assert document["openapi"].startswith("3.1") and set(document["paths"]) >= {"/v1/embeddings", "/embed"}
+    request = document["components"]["schemas"]["OpenAIEmbeddingRequest"]
+    assert request["required"] == ["model", "input"] and "oneOf" in request["properties"]["input"]
+    assert set(document["paths"]["/embed"]["post"]["responses"]) == {"200", "400", "413", "422", "429", "503"}
+    page = httpx.get(f"{server.url}/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text and "swagger-ui" in page.text
+
+
+def test_a_client_that_disconnects_while_sending_its_body_is_a_499_not_a_500(server):
+    def sent_statuses() -> dict[str, float]:
+        text = httpx.get(f"{server.url}/metrics").text
+        found = re.findall(r'minibert_requests_total\{route="/embed",status="(\d+)"\} ([\d.]+)', text)
+        return {status: float(count) for status, count in found}
+
+    before = sent_statuses()
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 10000\r\n\r\n" + b'{"inputs": "' + b"x" * 100)  # fmt: skip
+        time.sleep(0.2)
+    deadline = time.monotonic() + 10
+    while sent_statuses().get("499", 0) == before.get("499", 0):
+        assert time.monotonic() < deadline, "".join(server.log)
+        time.sleep(0.05)
+    assert sent_statuses().get("500", 0) == before.get("500", 0)
+    assert [line for line in server.log if "POST /embed 499" in line]
 
 
 def test_no_500_with_a_traceback_for_any_of_the_bad_inputs(server):
@@ -335,6 +353,25 @@ def test_sigterm_finishes_the_requests_in_flight_and_exits_0(real_model_dir, rea
         httpx.get(f"{running.url}/health")
 
 
+def test_requests_left_when_the_graceful_timeout_runs_out_get_503_in_the_api_shape(real_model_dir):
+    running = Server("--model", str(real_model_dir), "--graceful-timeout", "1", "--max-client-batch-size", "64")
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(running.post, "/embed", {"inputs": [f"{i} {LONG}"] * 64}) for i in range(8)]
+        deadline = time.monotonic() + 60
+        while running.metric("minibert_requests_in_flight") < 8:
+            assert time.monotonic() < deadline and not any(f.done() for f in futures), "".join(running.log)
+            time.sleep(0.02)
+        running.process.send_signal(signal.SIGTERM)
+        responses = [future.result() for future in futures]
+    assert running.process.wait(60) == 0
+    statuses = [r.status_code for r in responses]
+    assert 503 in statuses and set(statuses) <= {200, 503}, statuses  # 8 × 64 long inputs take more than 1 s
+    for response in responses:
+        if response.status_code == 503:
+            assert response.json()["error_type"] == "Unhealthy" and "--graceful-timeout" in response.json()["error"]
+    assert not [line for line in running.log if "Traceback" in line or "Internal Server Error" in line]
+
+
 def test_health_is_503_until_the_models_are_loaded(real_model_dir, monkeypatch):
     """In process (Starlette's TestClient runs the lifespan): loading is held back until released."""
     from starlette.testclient import TestClient
@@ -401,6 +438,12 @@ def test_serve_command_errors_are_one_line(tmp_path, real_model_dir):
         stderr = _serve_fails("--model", str(real_model_dir), "--port", str(port))
     assert stderr.strip() == f"minibert: error: cannot listen on 127.0.0.1:{port} (Address already in use)"
     assert _serve_fails("--max-batch-tokens", "0").startswith("minibert: error: --max-batch-tokens must be a positive")
+    assert _serve_fails("--api-key", "").startswith("minibert: error: --api-key is empty")
+    assert _serve_fails("--api-key", " key ").startswith("minibert: error: --api-key starts or ends with whitespace")
+    assert _serve_fails("--graceful-timeout", "-5").startswith("minibert: error: --graceful-timeout must be 0 or more")
+    twice = _serve_fails("--port", "0", "--model", f"a={real_model_dir}", "--model", "a=all-MiniLM-L6-v2")
+    assert twice.strip() == (f"minibert: error: --model {real_model_dir} and --model all-MiniLM-L6-v2 both answer "
+                             "to 'a'; serve each model once, under its own ALIAS=")  # fmt: skip
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text("{}")
@@ -408,8 +451,17 @@ def test_serve_command_errors_are_one_line(tmp_path, real_model_dir):
     assert stderr.strip().splitlines()[-1].startswith("minibert: error: cannot load a model: ")
 
 
+def test_a_server_reachable_from_other_machines_without_a_key_says_so(make_bert_dir):
+    running = Server("--host", "0.0.0.0", "--model", str(make_bert_dir("tiny")))
+    try:
+        warnings = [line for line in running.log if line.startswith("minibert: WARNING: listening on 0.0.0.0")]
+        assert warnings and "WITHOUT an API key" in warnings[0], running.log
+    finally:
+        assert running.stop() == 0
+
+
 def test_cli_imports_no_server_dependency_until_it_serves():
-    heavy = "('starlette', 'uvicorn', 'prometheus_client')"
+    heavy = "('starlette', 'uvicorn', 'prometheus_client', 'pydantic')"
     code = f"import sys, minibert.cli; print(sorted(m for m in {heavy} if m in sys.modules))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "[]"
     help_text = subprocess.run([str(MINIBERT), "serve", "--help"], capture_output=True, text=True).stdout

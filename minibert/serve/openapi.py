@@ -1,0 +1,150 @@
+"""The server's contract as an OpenAPI 3.1 document (``GET /openapi.json``) and the Swagger UI page that shows it
+(``GET /docs``, as FastAPI-based servers have it; the page loads Swagger UI's script and style from a CDN, so it
+needs a browser with internet access; the document does not).
+
+:data:`ENDPOINTS` is the one table of routes: the application (:mod:`minibert.serve.app`) serves exactly these,
+and the document is generated from them and from the pydantic models the server validates bodies with
+(:mod:`minibert.serve.schema`). Each operation lists every status it can answer with (:data:`~minibert.serve.
+protocol.STATUSES`), each with its API's JSON error body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from .protocol import OPENAI, STATUSES, TEI
+from .schema import (
+    Health,
+    Info,
+    ModelList,
+    OpenAIEmbeddingRequest,
+    OpenAIEmbeddingResponse,
+    OpenAIError,
+    TeiEmbedRequest,
+    TeiEmbedResponse,
+    TeiError,
+)
+
+REFS = "#/components/schemas/{model}"
+PROMETHEUS = "text/plain; version=0.0.4"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One route: its API (which error shape it answers in), its bodies, and the errors it can answer with."""
+
+    path: str
+    method: str
+    api: str
+    summary: str
+    response: type[BaseModel] | None  # None: Prometheus' text format
+    request: type[BaseModel] | None = None
+    errors: tuple[int, ...] = ()
+    authorized: bool = True  # needs the API key, when the server has one
+
+
+ENDPOINTS = (
+    Endpoint("/v1/embeddings", "POST", OPENAI, "Embeddings, as OpenAI's API", OpenAIEmbeddingResponse,
+             OpenAIEmbeddingRequest, (400, 404, 413, 422, 429, 503)),
+    Endpoint("/v1/models", "GET", OPENAI, "The served models, as OpenAI's list", ModelList, errors=(503,)),
+    Endpoint("/embed", "POST", TEI, "Embeddings, as text-embeddings-inference's API", TeiEmbedResponse,
+             TeiEmbedRequest, (400, 413, 422, 429, 503)),
+    Endpoint("/info", "GET", TEI, "The first model and the server's limits", Info, errors=(503,)),
+    Endpoint("/health", "GET", TEI, "200 once the models are loaded", Health, errors=(503,), authorized=False),
+    Endpoint("/metrics", "GET", TEI, "Prometheus metrics", None),
+)  # fmt: skip
+
+_ERROR_MODELS = {OPENAI: OpenAIError, TEI: TeiError}
+
+
+def _operation(endpoint: Endpoint, keyed: bool) -> dict[str, Any]:
+    if endpoint.response is None:
+        content = {PROMETHEUS: {"schema": {"type": "string"}}}
+    else:
+        content = {"application/json": {"schema": {"$ref": REFS.format(model=endpoint.response.__name__)}}}
+    responses: dict[str, Any] = {"200": {"description": "OK", "content": content}}
+    errors = sorted({*endpoint.errors, *((401,) if keyed and endpoint.authorized else ())})
+    error_body = {"application/json": {"schema": {"$ref": REFS.format(model=_ERROR_MODELS[endpoint.api].__name__)}}}
+    for status in errors:
+        responses[str(status)] = {"description": STATUSES[status], "content": error_body}
+    operation: dict[str, Any] = {"summary": endpoint.summary, "responses": responses}
+    if endpoint.request is not None:
+        schema = {"$ref": REFS.format(model=endpoint.request.__name__)}
+        operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": schema}}}
+    if keyed and endpoint.authorized:
+        operation["security"] = [{"bearer": []}]
+    return operation
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What this server takes, beyond the request models' types: the request schemas are narrowed to these."""
+
+    model_names: list[str]  # every name a served model answers to
+    prompt_names: list[str]  # the first model's (TEI's) prompts
+    max_inputs: int  # --max-client-batch-size
+    widths: tuple[int, int]  # the largest `dimensions`: the widest served model's (OpenAI), the first model's (TEI)
+    vocabularies: tuple[int, int]  # token ids below: the largest served vocabulary (OpenAI), the first model's (TEI)
+
+
+def _narrow_inputs(inputs: dict[str, Any], max_inputs: int, vocabulary: int) -> None:
+    texts, token_ids, token_id_lists = inputs["oneOf"][1:]  # the shapes in schema.Inputs' order
+    texts["maxItems"] = token_id_lists["maxItems"] = max_inputs
+    token_ids["items"]["maximum"] = token_id_lists["items"]["items"]["maximum"] = vocabulary - 1
+
+
+def _narrow(schemas: dict[str, Any], limits: Limits) -> None:
+    """The request schemas narrowed to this server: OpenAI's ``model`` to the served names, TEI's ``prompt_name`` to
+    the first model's prompts (none: only null), the input lists and ``dimensions`` to the server's limits."""
+    for name, width, vocabulary in zip(("OpenAIEmbeddingRequest", "TeiEmbedRequest"), limits.widths,
+                                       limits.vocabularies, strict=True):  # fmt: skip
+        properties = schemas[name]["properties"]
+        properties["dimensions"]["anyOf"][0]["maximum"] = width
+        _narrow_inputs(properties["input" if name.startswith("OpenAI") else "inputs"], limits.max_inputs, vocabulary)
+    schemas["OpenAIEmbeddingRequest"]["properties"]["model"]["enum"] = limits.model_names
+    prompt_name = schemas["TeiEmbedRequest"]["properties"]["prompt_name"]
+    prompt_name["anyOf"] = [{"type": "string", "enum": limits.prompt_names}] * bool(limits.prompt_names) + [
+        {"type": "null"}
+    ]
+
+
+def openapi_document(version: str, keyed: bool, limits: Limits | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of :data:`ENDPOINTS`; `keyed`: the server requires an API key; with `limits`, the
+    request schemas say exactly which values this server takes."""
+    requests = [(e.request, "validation") for e in ENDPOINTS if e.request is not None]
+    bodies = {e.response for e in ENDPOINTS if e.response is not None} | set(_ERROR_MODELS.values())
+    answers = [(model, "serialization") for model in sorted(bodies, key=lambda model: model.__name__)]
+    _, schemas = models_json_schema(requests + answers, ref_template=REFS)
+    if limits is not None:
+        _narrow(schemas["$defs"], limits)
+    paths: dict[str, Any] = {}
+    for endpoint in ENDPOINTS:
+        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, keyed)
+    document = {
+        "openapi": "3.1.0",
+        "info": {"title": "minibert", "version": version, "description": "Sentence embeddings (OpenAI and TEI APIs)"},
+        "paths": paths,
+        "components": {"schemas": schemas.get("$defs", {})},
+    }
+    if keyed:
+        document["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    return document
+
+
+def docs_page(document_url: str) -> str:
+    """The Swagger UI page for the document at `document_url`."""
+    cdn = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5"
+    return f"""<!doctype html>
+<html>
+<head><meta charset="utf-8"><title>minibert API</title><link rel="stylesheet" href="{cdn}/swagger-ui.css"></head>
+<body>
+<div id="swagger-ui"></div>
+<script src="{cdn}/swagger-ui-bundle.js"></script>
+<script>SwaggerUIBundle({{url: "{document_url}", dom_id: "#swagger-ui"}});</script>
+</body>
+</html>
+"""

@@ -1,0 +1,189 @@
+"""The HTTP APIs' bodies as pydantic models: the server validates every request body with these, and its OpenAPI
+document (:mod:`minibert.serve.openapi`) is generated from them, so what is published is what is checked.
+
+Requests are validated strictly (JSON's types as they are: ``true`` is not an integer, ``"8"`` is not a number,
+``8.0`` is the integer 8);
+fields the models do not name are ignored, as both APIs do. ``input`` / ``inputs`` is one of four shapes, chosen
+by the value itself (:func:`input_kind`), so an error names the element that is wrong, e.g. ``input[2]`` in
+``[101, 2054, true]``. The response models describe what the routes send; the server builds those bodies directly
+(the fuzz test in CI checks them against these models).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    RootModel,
+    Tag,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import PydanticCustomError
+
+TEXT, TEXTS, TOKEN_IDS, TOKEN_ID_LISTS = "text", "texts", "token ids", "token id lists"
+
+INPUT_SHAPES = "a string, a list of strings, a list of token ids or a list of lists of token ids"
+
+
+def input_kind(value: Any) -> str | None:
+    """Which of the four input shapes `value` is meant to be, from its type and its first element (None: none)."""
+    if isinstance(value, str):
+        return TEXT
+    if not isinstance(value, list):
+        return None
+    if not value or isinstance(value[0], str):
+        return TEXTS  # an empty list is refused as one (400)
+    if isinstance(value[0], (int, float)) and not isinstance(value[0], bool):
+        return TOKEN_IDS
+    if isinstance(value[0], list):
+        return TOKEN_ID_LISTS
+    return None
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON has one kind of number: 8.0 is the integer 8, as JSON Schema's ``integer`` says."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+TokenId = Annotated[int, Field(ge=0), BeforeValidator(_whole_number)]
+
+Inputs = Annotated[
+    Annotated[str, Tag(TEXT)]
+    | Annotated[list[str], Field(min_length=1), Tag(TEXTS)]
+    | Annotated[list[TokenId], Field(min_length=1), Tag(TOKEN_IDS)]
+    | Annotated[list[list[TokenId]], Field(min_length=1), Tag(TOKEN_ID_LISTS)],
+    Discriminator(input_kind, custom_error_type="input_shape", custom_error_message=f"Input should be {INPUT_SHAPES}"),
+]
+
+INPUTS_HELP = (
+    f"what to embed: {INPUT_SHAPES} (the model's word-piece ids, without the special tokens, which the server adds)"
+)
+Dimensions = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
+DIMENSIONS_HELP = "keep the first N dimensions of each embedding (at most the model's width), then re-normalize"
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+
+class OpenAIEmbeddingRequest(_Request):
+    """OpenAI's ``POST /v1/embeddings`` body."""
+
+    model: str = Field(description="the name of a served model (GET /v1/models lists them)")
+    input: Inputs = Field(description=INPUTS_HELP)
+    encoding_format: Literal["float", "base64"] | None = Field(
+        None, description="float (default), or base64 of each embedding's little-endian float32 bytes"
+    )
+    dimensions: Dimensions | None = Field(None, description=DIMENSIONS_HELP)
+    user: str | None = Field(None, description="ignored")
+
+
+# A prompt is text: it cannot be put before token ids. As JSON Schema: inputs that are a list of non-strings (ids)
+# allow only a null prompt_name; the validator below checks the same.
+_NO_PROMPT_FOR_IDS = {
+    "if": {"properties": {"inputs": {"type": "array", "items": {"not": {"type": "string"}}}}},
+    "then": {"properties": {"prompt_name": {"type": "null"}}},
+}
+
+
+class TeiEmbedRequest(_Request):
+    """text-embeddings-inference's ``POST /embed`` body."""
+
+    model_config = ConfigDict(json_schema_extra=_NO_PROMPT_FOR_IDS)
+
+    inputs: Inputs = Field(description=INPUTS_HELP)
+    normalize: bool | None = Field(None, description="L2-normalize (default: as the model directory says)")
+    truncate: bool | None = Field(None, description="cut inputs past the model's max length (default true)")
+    truncation_direction: Literal["Right"] | None = Field(None, description="only Right is supported")
+    prompt_name: str | None = Field(
+        None, description="a prompt of the model's config_sentence_transformers.json (for text inputs only)"
+    )
+    dimensions: Dimensions | None = Field(None, description=DIMENSIONS_HELP)
+
+    @field_validator("prompt_name")
+    @classmethod
+    def _no_prompt_for_token_ids(cls, prompt_name: str | None, info: ValidationInfo) -> str | None:
+        if prompt_name is not None and input_kind(info.data.get("inputs")) in (TOKEN_IDS, TOKEN_ID_LISTS):
+            raise PydanticCustomError("prompt_for_ids", "Input should be null with token-id inputs (a prompt is text)")
+        return prompt_name
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    embedding: list[float] | str = Field(description="floats, or base64 with encoding_format base64")
+    index: int
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class OpenAIEmbeddingResponse(BaseModel):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    usage: Usage
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"]
+    owned_by: str
+
+
+class ModelList(BaseModel):
+    object: Literal["list"]
+    data: list[ModelCard]
+
+
+class TeiEmbedResponse(RootModel[list[list[float]]]):
+    """One embedding per input, in input order."""
+
+
+class ServedModelInfo(BaseModel):
+    name: str
+    aliases: list[str]
+    dimensions: int
+
+
+class Info(BaseModel):
+    model_id: str
+    model_dtype: str
+    model_type: dict[str, dict[str, str]]
+    dimensions: int
+    normalized: bool
+    max_input_length: int
+    max_batch_tokens: int
+    max_client_batch_size: int
+    max_concurrent_requests: int
+    payload_limit: int
+    auto_truncate: bool
+    models: list[ServedModelInfo]
+    version: str
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIError(BaseModel):
+    error: OpenAIErrorDetail
+
+
+class TeiError(BaseModel):
+    error: str
+    error_type: str
