@@ -19,8 +19,9 @@ Corpus formats, chosen by extension (case-insensitive):
 Blank lines are skipped in every format, and surrounding whitespace is stripped from ids and texts. Every
 problem with a corpus file is an :class:`~minibert.errors.InputError` whose message names the file and, where
 there is one, the line (1-based, counting every physical line): malformed lines, duplicate ids, JSON nested
-too deeply to parse, and strings that are not valid Unicode (a JSON ``\\ud800`` escape decodes to a lone
-surrogate, which no tokenizer can read).
+too deeply to parse or holding a number of more digits than Python converts (``sys.get_int_max_str_digits()``,
+4300 by default), and strings that are not valid Unicode (a JSON ``\\ud800`` escape decodes to a lone surrogate,
+which no tokenizer can read).
 
 A corpus is read once: a pipe or a process substitution (``--corpus <(...)``) works, and what the embedding
 cache keys on is the parsed passages (:mod:`minibert.retrieval.cache`), not a second read of the file.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,6 +236,10 @@ def _parse_jsonl_line(where: str, line: str, index: int | None, fields: JsonFiel
         obj: Any = json.loads(line)
     except json.JSONDecodeError as e:
         raise InputError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
+    except ValueError:  # Python reads integers of at most sys.get_int_max_str_digits() digits
+        raise InputError(
+            f"{where}: a JSON number has more than {sys.get_int_max_str_digits()} digits, more than Python reads"
+        ) from None
     except RecursionError:
         raise InputError(f"{where}: JSON nested too deeply to parse; a passage is a flat object") from None
     if not isinstance(obj, dict):
@@ -293,4 +299,6 @@ def _json_type(value: Any) -> str:
         return "a string"
     if isinstance(value, list):
         return "an array"
-    return "an object"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a Python {type(value).__name__}"  # a Parquet value JSON has no name for: bytes, a datetime

@@ -194,6 +194,7 @@ def test_jsonl_with_bom_and_non_ascii(tmp_path):
         ('{"text": "ok", "_id": "x\\udc80"}', r"field '_id' holds a lone surrogate"),
         ("[" * 100_000 + "]" * 100_000, r"JSON nested too deeply to parse"),
         ('{"text": ' + "[" * 100_000 + "]" * 100_000 + "}", r"JSON nested too deeply to parse"),
+        ('{"_id": ' + "1" * 5000 + ', "text": "ok"}', r"a JSON number has more than \d+ digits"),
     ],
     ids=lambda v: v[:40] if isinstance(v, str) else v,
 )
