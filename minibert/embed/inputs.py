@@ -4,7 +4,10 @@ Text formats (``.tsv``, ``.jsonl``, anything else as plain text) follow :mod:`mi
 line (:func:`~minibert.retrieval.corpus.stream_lines`, :func:`~minibert.retrieval.corpus.parse_lines`), so a passage
 here is the passage ``minibert search`` reads from the same file. ``.parquet`` is read a row group's batch at a time
 with pyarrow; each row is checked as a JSONL record is (:func:`~minibert.retrieval.corpus.passage_from_fields`).
-Memory is bounded by one line or one record batch, never by the corpus.
+Parquet's own problems are InputErrors too: two columns of the id, text or title's name (which one is meant is
+ambiguous; pyarrow's ``read_table`` refuses any name twice), a string column holding bytes that are not UTF-8
+(Parquet does not check them; the row is named), and data pyarrow cannot read, such as a corrupt page (the first row
+not read is named). Memory is bounded by one line or one record batch, never by the corpus.
 
 Where it differs from :func:`~minibert.retrieval.corpus.read_corpus`: ids are not checked for uniqueness (that would
 hold every id of a corpus of any size in memory); a duplicate id gives two rows, one per input passage. The input
@@ -18,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -125,16 +128,61 @@ def _parquet_file(source: CorpusInput) -> Any:
         )
     if fields.id and fields.id not in names:
         raise InputError(f"--input {source.path}: no id column {fields.id!r} (columns: {', '.join(names)})")
+    if twice := next((name for name in _read_columns(fields, names) if names.count(name) > 1), None):
+        raise InputError(
+            f"--input {source.path}: {names.count(twice)} columns are named {twice!r}; which one holds the passages' "
+            f"{'text' if twice == fields.text else 'title' if twice == fields.title else 'ids'} is ambiguous"
+        )
     return parquet
 
 
+def _read_columns(fields: JsonFields, names: list[str]) -> list[str]:
+    """The columns of a Parquet input that a passage is read from: its id, text and title, those present."""
+    return [name for name in (*fields.id_candidates(), fields.text, fields.title) if name in names]
+
+
 def _parquet_passages(source: CorpusInput) -> Iterator[Passage]:
-    parquet = _parquet_file(source)
-    fields = source.fields
-    names = parquet.schema_arrow.names
-    wanted = [name for name in (*fields.id_candidates(), fields.text, fields.title) if name in names]
-    index = 0
-    for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=wanted):
-        for row in batch.to_pylist():
-            yield passage_from_fields(f"--input {source.path}, row {index}", row, index, fields)
-            index += 1
+    for start, batch in _record_batches(source.path, _parquet_file(source), source.fields):
+        for index, row in enumerate(_batch_rows(source.path, start, batch), start=start):
+            yield passage_from_fields(f"--input {source.path}, row {index}", row, index, source.fields)
+
+
+def _record_batches(path: Path, parquet: Any, fields: JsonFields) -> Iterator[tuple[int, Any]]:
+    """(index of its first row, batch) for each record batch of the passages' columns, a row group at a time; data
+    pyarrow cannot read (a corrupt page) is an InputError naming the first row it could not read."""
+    pa = import_pyarrow()
+    columns = _read_columns(fields, parquet.schema_arrow.names)
+    start = 0
+    for group in range(parquet.num_row_groups):
+        batches = parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, row_groups=[group], columns=columns)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (pa.ArrowException, OSError) as exc:
+                reason = " ".join(str(exc).split())  # pyarrow's message spans lines; an error is one
+                raise InputError(f"--input {path}, row {start}: cannot read row group {group} ({reason})") from None
+            yield start, batch
+            start += batch.num_rows
+
+
+def _batch_rows(path: Path, start: int, batch: Any) -> Iterable[dict[str, Any]]:
+    """The rows of a record batch as dicts. A string that is not UTF-8 (Parquet does not check what a writer stored)
+    is an InputError naming its row, met after the rows before it."""
+    try:
+        return batch.to_pylist()
+    except UnicodeDecodeError:  # converted a row at a time, to find that row
+        return (_row(path, start + offset, batch.slice(offset, 1)) for offset in range(batch.num_rows))
+
+
+def _row(path: Path, index: int, batch: Any) -> dict[str, Any]:
+    """The one row of a record batch, as a dict."""
+    try:
+        [row] = batch.to_pylist()
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"--input {path}, row {index}: a string is not valid UTF-8 ({exc.reason}); the file was written with "
+            "bytes that are not UTF-8 in a string column"
+        ) from None
+    return row
