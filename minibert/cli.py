@@ -328,7 +328,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
     run(args)
 
 
-EMBEDDINGS_HELP = "a finished `minibert embed` output of this corpus by this model: its rows instead of encoding"
+EMBEDDINGS_HELP = (
+    "a finished `minibert embed` output of this corpus by this model (float32, not --normalize, the corpus's default "
+    "fields): its rows instead of encoding; anything else is refused, naming what differs"
+)
 
 
 def add_precision_argument(parser: argparse.ArgumentParser) -> None:

@@ -48,7 +48,9 @@ class Runner(Protocol):
     """What computes the rows of a job (:class:`~minibert.embed.local.LocalRunner`,
     :class:`~minibert.embed.ray.RayRunner`)."""
 
-    description: dict[str, Any]  # joins the job's description: a job resumes only with the runner that began it
+    # {} or {"runner": NAME}; joins the job's description: a job resumes only with the runner that began it (and
+    # search / eval take the "runner" key from the manifest: it does not determine the rows beyond float rounding)
+    description: dict[str, Any]
 
     def check(self, source: CorpusInput) -> None:
         """InputError for an input this runner cannot read; called before the output is touched."""

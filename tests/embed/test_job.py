@@ -20,6 +20,7 @@ import minibert
 from minibert.embed import EmbedSettings, open_input, read_output, run_embed_job
 from minibert.retrieval.corpus import JsonFields
 from minibert.testing import assert_close, legacy_pooling
+from tests.embed.helpers import embed, one_error_line, run_cli
 from tests.helpers import MINIBERT, passages, write_tsv
 
 
@@ -31,22 +32,6 @@ def model_dir(make_bert_dir) -> Path:
 @pytest.fixture(scope="module")
 def model(model_dir):
     return minibert.SentenceTransformer(model_dir)
-
-
-def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([str(MINIBERT), *args], capture_output=True, text=True, timeout=timeout)
-
-
-def embed(model_dir, corpus, out, *extra: str) -> subprocess.CompletedProcess:
-    return run_cli("embed", "--model", str(model_dir), "--input", str(corpus), "--output", str(out), *extra)
-
-
-def one_error_line(result: subprocess.CompletedProcess, *fragments: str) -> None:
-    assert result.returncode == 1, result.stderr
-    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("embedding:")]  # the bar
-    assert len(lines) == 1 and lines[0].startswith("minibert: error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -190,10 +175,11 @@ def test_cli_bad_inputs(tmp_path, model_dir):
 # Killed at any moment, resumed: one row per input, equal to an uninterrupted run
 
 
-def test_sigkill_at_any_moment_then_resume(tmp_path, model_dir):
+@pytest.mark.parametrize("precision", ["float32", "int8"])  # int8: the ranges are the first shard's, kept with it
+def test_sigkill_at_any_moment_then_resume(tmp_path, model_dir, precision):
     rows = passages(1200, seed=7)
     corpus = write_tsv(tmp_path / "c.tsv", rows)
-    args = ["--shard-size", "100", "--batch-size", "16"]
+    args = ["--shard-size", "100", "--batch-size", "16", "--precision", precision]
     whole = tmp_path / "whole"
     started = time.monotonic()
     assert embed(model_dir, corpus, whole, *args).returncode == 0
