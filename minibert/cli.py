@@ -462,9 +462,22 @@ def _os_error(exc: OSError) -> str:
     return f"{where}{exc.strerror or exc}"
 
 
+# The integer options that count something, on whichever command has them: each a positive integer, checked before
+# any work (a model loaded, a corpus embedded) so that a bad value is refused at once. serve and bench check theirs.
+COUNT_OPTIONS = ("batch_size", "top_k", "shard_size", "actors", "threads_per_actor")
+
+
+def check_counts(args: argparse.Namespace) -> None:
+    """InputError naming the first count option of `args` that is not a positive integer."""
+    for name in COUNT_OPTIONS:
+        if (value := getattr(args, name, None)) is not None:
+            positive_int("--" + name.replace("_", "-"), value)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_counts(args)
         status = args.run(args) or 0
         sys.stdout.flush()  # a full disk or a closed pipe behind stdout shows here, not at interpreter exit
     except BrokenPipeError:

@@ -99,6 +99,27 @@ def test_search_ranks_like_sentence_transformers_and_caches_the_corpus(tmp_path,
     assert len(list((tmp_path / "home" / "embeddings").glob("*.npy"))) == 1
 
 
+COUNTS = [  # (command and its other arguments, the count option, its value)
+    (("encode",), "--batch-size", "0"),
+    (("search", "--corpus", str(CORPUS), "q"), "--batch-size", "0"),
+    (("search", "--corpus", str(CORPUS), "q"), "--top-k", "-1"),
+    (("eval", str(CORPUS), str(CORPUS), str(CORPUS)), "--batch-size", "-3"),
+    (("embed", "--input", str(CORPUS), "--output", "unused"), "--shard-size", "0"),
+    (("embed", "--input", str(CORPUS), "--output", "unused", "--ray"), "--threads-per-actor", "0"),
+]
+
+
+@pytest.mark.parametrize("args, option, value", COUNTS, ids=lambda v: " ".join(v[:1]) if isinstance(v, tuple) else v)
+def test_every_count_option_is_checked_before_any_work(tmp_path, args, option, value):
+    """Before: `search --batch-size 0` ran (the cache hid it), `--top-k -1` failed as 'top_k' after the corpus
+    was embedded. Now one line naming the option, before a model is loaded (a missing model would say otherwise)."""
+    env = {**os.environ, "MINIBERT_HOME": str(tmp_path / "empty"), "HF_HUB_OFFLINE": "1"}
+    command = [str(MINIBERT), *args, option, value]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert result.returncode == 1 and not result.stdout, result.stderr
+    assert result.stderr == f"minibert: error: {option} must be a positive integer, got {value}\n"
+
+
 def test_download_prints_the_cached_directory(real_model_dir):
     result = run("download")
     assert result.returncode == 0, result.stderr
