@@ -133,7 +133,7 @@ def test_download_prints_the_cached_directory(real_model_dir):
         (("encode", "--input", "/nonexistent/in.txt"), "in.txt"),
         (("encode", "--output", "out.csv"), "use a .npy or .jsonl"),
         (("info", "--model", "/nonexistent/model"), "/nonexistent/model"),
-        (("encode", "--batch-size", "0"), "batch_size"),
+        (("encode", "--batch-size", "0"), "--batch-size must be a positive integer"),
     ],
 )
 def test_errors_are_one_clear_line(args, message):
