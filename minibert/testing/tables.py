@@ -1,5 +1,7 @@
 """The tables the tests, the parity report and the GPU check share: model sizes, texts, tolerances, kernel shapes.
 
+Model sizes are those of the random-init embedding models and cross-encoders (:mod:`.models` builds both).
+
 Plain Python values only (no torch, no pytest), so the GPU check can read them with the image's bare ``python3``.
 The tolerances are the design's (ARCHITECTURE.md, "Tolerances", says why each is what it is); never loosen one to
 make a test pass.
@@ -59,6 +61,34 @@ ARCH_CONFIGS = {
     ),
 }
 ARCH_SHAPES = {"bert": BERT_SHAPES, "distilbert": DISTILBERT_SHAPES, "mpnet": MPNET_SHAPES}
+
+# Sizes of the random-init ELECTRA cross-encoders (ElectraConfig's key names). ELECTRA's embeddings are
+# `embedding_size` wide; when that differs from `hidden_size` the model has ``electra.embeddings_project`` (a Linear
+# embedding_size → hidden_size after the embedding LayerNorm), as electra-small has, and none when they are equal,
+# as electra-base (cross-encoder/ms-marco-electra-base) has.
+ELECTRA_SHAPES = {
+    "tiny": dict(embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37),
+    "tiny-unprojected": dict(
+        embedding_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
+    ),
+    "electra-small": dict(
+        embedding_size=128, hidden_size=256, num_hidden_layers=12, num_attention_heads=4, intermediate_size=1024
+    ),
+    "electra-base": dict(
+        embedding_size=768, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072
+    ),
+}
+
+# The cross-encoders (sequence-classification models, minibert.testing.models.build_cross_encoder_dir): their
+# transformers config arguments besides the sizes, and the sizes. BERT's are the embedding models' (MiniLM-L6 is
+# cross-encoder/ms-marco-MiniLM-L6-v2's shape); ELECTRA is kept out of ARCH_SHAPES, which lists the embedding models.
+CROSS_ENCODER_CONFIGS = {"bert": ARCH_CONFIGS["bert"], "electra": dict(vocab_size=30522, max_position_embeddings=512)}
+CROSS_ENCODER_SHAPES = {"bert": BERT_SHAPES, "electra": ELECTRA_SHAPES}
+
+# The activations sentence-transformers' CrossEncoder applies to the logits, as the dotted torch.nn class names its
+# configs store (any name not starting with "torch." is ignored unless trust_remote_code).
+ACTIVATION_IDENTITY = "torch.nn.modules.linear.Identity"
+ACTIVATION_SIGMOID = "torch.nn.modules.activation.Sigmoid"
 
 # The ragged texts every parity check runs on; LONG is past max_seq_length (and, for MPNet, past 128 tokens, so the
 # log-spaced relative-position buckets are used).
