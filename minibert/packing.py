@@ -2,9 +2,9 @@
 
 Sequence b of a batch owns tokens (rows) ``cu_seqlens[b] : cu_seqlens[b + 1]`` of the packed arrays — the
 layout of flash-attention's varlen API — so no work or memory goes to padding. :class:`PackedBatch` is what
-the tokenizer emits; :meth:`PackedBatch.to_padded` gives the right-padded ``[B, T]`` layout that the readable
-forward and transformers take. The index helpers below are the one place that turns offsets into per-token
-indices.
+the tokenizer emits (for a cross-encoder's pairs, with their token types); :meth:`PackedBatch.to_padded` gives
+the right-padded ``[B, T]`` layout that the readable forward and transformers take. The index helpers below are
+the one place that turns offsets into per-token indices.
 
 Shape letters: N = tokens of the batch, B = sequences, T = the longest sequence.
 """
@@ -51,12 +51,27 @@ class PackedBatch:
     pad_token_id: int
 
     @classmethod
-    def from_ids(cls, sequences: Sequence[Sequence[int]], pad_token_id: int) -> PackedBatch:
-        """Pack token-id sequences (special tokens included) end to end; token types 0 (single sentences)."""
+    def from_ids(
+        cls,
+        sequences: Sequence[Sequence[int]],
+        pad_token_id: int,
+        token_type_ids: Sequence[Sequence[int]] | None = None,
+    ) -> PackedBatch:
+        """Pack token-id sequences (special tokens included) end to end. Token types: `token_type_ids`, one
+        sequence of them per id sequence and as long (a pair's 0 … 0 1 … 1); without them 0 (single sentences)."""
         lengths = np.fromiter(map(len, sequences), dtype=np.int64, count=len(sequences))  # [B]
         cu_seqlens = np.concatenate([[0], np.cumsum(lengths)])  # [B + 1]
         input_ids = np.fromiter(itertools.chain.from_iterable(sequences), np.int64, int(cu_seqlens[-1]))  # [N]
-        return cls(input_ids, np.zeros_like(input_ids), cu_seqlens, pad_token_id)
+        if token_type_ids is None:
+            return cls(input_ids, np.zeros_like(input_ids), cu_seqlens, pad_token_id)
+        type_lengths = np.fromiter(map(len, token_type_ids), dtype=np.int64, count=len(token_type_ids))  # [B]
+        if not np.array_equal(type_lengths, lengths):
+            raise ValueError(
+                f"token_type_ids must be one sequence per id sequence and as long: {len(token_type_ids)} sequences "
+                f"for {len(sequences)}, or a sequence of another length"
+            )
+        types = np.fromiter(itertools.chain.from_iterable(token_type_ids), np.int64, len(input_ids))  # [N]
+        return cls(input_ids, types, cu_seqlens, pad_token_id)
 
     @property
     def lengths(self) -> np.ndarray:

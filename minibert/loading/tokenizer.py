@@ -10,22 +10,45 @@ padded ids, attention mask and token types back.
 Source of the tokenizer: ``tokenizer.json`` (the ``tokenizers`` library runs it, with its baked-in
 padding/truncation settings replaced by the ones above). Fallback for directories without it:
 ``vocab.txt`` + ``tokenizer_config.json`` → a BERT WordPiece tokenizer (BertNormalizer with the
-config's lower-casing / accent stripping / CJK splitting, BertPreTokenizer, ``[CLS] … [SEP]``).
+config's lower-casing / accent stripping / CJK splitting, BertPreTokenizer, ``[CLS] … [SEP]``, the special tokens
+``[PAD] [UNK] [CLS] [SEP] [MASK]`` matched in the raw text as transformers' BertTokenizer does).
 
 Long inputs: the ``tokenizers`` library normalizes and pre-tokenizes the *whole* string before it truncates, in
 time that grows faster than the length. A text longer than ``16 · max_seq_length`` characters is therefore
 tokenized from a prefix that already holds enough tokens, with exactly the ids the whole string gives
 (:meth:`BatchTokenizer._encode_long`; where the prefix may end: :mod:`.long_text`).
+
+Pairs (cross-encoders, :meth:`BatchTokenizer.pairs`): follow sentence-transformers' ``CrossEncoder``, whose
+``Transformer.preprocess`` hands the ``(query, document)`` pairs to the fast tokenizer with
+``truncation="longest_first"`` and ``max_length``; transformers' fast tokenizer then runs
+``Tokenizer.encode_batch`` on the pairs with truncation ``longest_first``, stride 0, direction the tokenizer
+config's ``truncation_side``. minibert makes that same ``tokenizers`` call, on a copy of its tokenizer set up that way
+for the max_length asked (none of the single-text path's prefix shortcut: pairs are always tokenized whole):
+``[CLS] q [SEP] d [SEP]``, token types 0 for ``[CLS] q [SEP]`` and 1 for ``d [SEP]`` — all 0 where transformers
+returns no ``token_type_ids`` (``model_input_names`` without them: DistilBERT's and MPNet's tokenizers;
+MPNet's pair is ``<s> q </s></s> d </s>``). What that truncation does, with M = max_length less the pair's special
+tokens: a pair that fits is kept; else when the shorter part needs at most half of M it is kept whole and the longer
+cut to the rest; else the shorter is cut to ⌊M/2⌋ and the longer to ⌈M/2⌉ (on a tie the document gets ⌈M/2⌉).
+M = 0 empties both parts; a max_length below the special-token count cuts nothing, so the pair comes out longer
+than max_length — transformers' output too (followed here; a caller can refuse max_length below
+:attr:`BatchTokenizer.pair_special_tokens`).
+Cost: ``tokenizers`` also builds every overflow window of a cut pair — the product of the two parts' windows when
+both are cut — so a pair of two long texts with a small max_length takes time and memory that grow with the
+product of their lengths, in transformers as here.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from tokenizers import Encoding, Tokenizer, normalizers, pre_tokenizers, processors
+from tokenizers import AddedToken, Encoding, Tokenizer, normalizers, pre_tokenizers, processors
 from tokenizers.models import WordPiece
 
-from ..errors import ModelLoadError, UnsupportedModelError
+from ..errors import InputError, ModelLoadError, UnsupportedModelError, positive_int
 from ..packing import PackedBatch
 from .config import ModelConfig
 from .files import present, read_json_object, regular_file_size
@@ -63,7 +86,8 @@ def _from_tokenizer_json(path: Path) -> Tokenizer:
 
 
 def _from_vocab(model_dir: Path) -> Tokenizer:
-    """A BERT WordPiece tokenizer from vocab.txt + tokenizer_config.json, as transformers builds one."""
+    """A BERT WordPiece tokenizer from vocab.txt + tokenizer_config.json, as transformers builds one (its special
+    tokens matched in the raw text)."""
     vocab_path = model_dir / "vocab.txt"
     config_path = model_dir / "tokenizer_config.json"
     cfg = read_json_object(config_path) if present(config_path) else {}
@@ -93,6 +117,10 @@ def _from_vocab(model_dir: Path) -> Tokenizer:
     )
     tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tokenizer.post_processor = processors.BertProcessing((sep, vocab[sep]), (cls, vocab[cls]))
+    # transformers' BertTokenizer matches its special tokens in the raw text (as tokenizer.json's added tokens do)
+    pad, mask = (cfg.get(k, d) for k, d in (("pad_token", "[PAD]"), ("mask_token", "[MASK]")))
+    specials = [t for t in (pad, unk, cls, sep, mask) if isinstance(t, str) and t in vocab]
+    tokenizer.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
     return tokenizer
 
 
@@ -115,16 +143,61 @@ def _has_lowercase(normalizer: normalizers.Normalizer | None) -> bool:
     return False
 
 
+def _tokenizer_config(model_dir: Path) -> dict[str, Any]:
+    """tokenizer_config.json's object ({} without the file)."""
+    config_path = model_dir / "tokenizer_config.json"
+    return read_json_object(config_path) if present(config_path) else {}
+
+
 def _pad_token_id(tokenizer: Tokenizer, model_dir: Path, default: int) -> int:
     """The pad id transformers uses: tokenizer_config's pad_token looked up in the vocabulary."""
-    config_path = model_dir / "tokenizer_config.json"
-    pad_token = read_json_object(config_path).get("pad_token") if present(config_path) else None
+    pad_token = _tokenizer_config(model_dir).get("pad_token")
     if isinstance(pad_token, dict):  # AddedToken serialisation
         pad_token = pad_token.get("content")
     pad_id = tokenizer.token_to_id(pad_token) if isinstance(pad_token, str) else None
     return default if pad_id is None else pad_id
 
 
+# tokenizer classes whose model_input_names lack token_type_ids (transformers' class defaults; every other
+# WordPiece tokenizer class, and PreTrainedTokenizerBase, has them)
+_NO_TOKEN_TYPES_CLASSES = ("DistilBertTokenizer", "MPNetTokenizer")
+# model types whose AutoTokenizer class (when tokenizer_config.json names none) is one of those
+_NO_TOKEN_TYPES_MODEL_TYPES = ("mpnet",)
+
+
+def _returns_token_type_ids(cfg: dict[str, Any], model_type: str) -> bool:
+    """Whether transformers' tokenizer returns token_type_ids: tokenizer_config.json's (`cfg`) ``model_input_names``,
+    else its ``tokenizer_class``'s default, else that of the class AutoTokenizer picks for config.json's model_type
+    (transformers 5 maps distilbert to BertTokenizer, mpnet to MPNetTokenizer)."""
+    names = cfg.get("model_input_names")
+    if isinstance(names, list):
+        return "token_type_ids" in names
+    tokenizer_class = cfg.get("tokenizer_class")
+    if isinstance(tokenizer_class, str):
+        return tokenizer_class.removesuffix("Fast") not in _NO_TOKEN_TYPES_CLASSES
+    return model_type not in _NO_TOKEN_TYPES_MODEL_TYPES
+
+
+def _truncation_side(side: object, model_dir: Path) -> str:
+    """Where pairs are cut: `side`, tokenizer_config.json's ``truncation_side`` (transformers' default "right"),
+    checked."""
+    if side == "left" or side == "right":
+        return side
+    raise ModelLoadError(
+        f"{model_dir / 'tokenizer_config.json'}: 'truncation_side' must be 'left' or 'right', found {side!r}"
+    )
+
+
+@dataclass(frozen=True)
+class PairTokens:
+    """Pairs tokenized together (:meth:`BatchTokenizer.pair_tokens`), one entry per pair. B = pairs."""
+
+    input_ids: list[list[int]]  # B lists: [CLS] q [SEP] d [SEP], truncated to max_length
+    token_type_ids: list[list[int]]  # B lists as long as input_ids': 0 for [CLS] q [SEP], 1 for d [SEP] (or all 0)
+    truncated: list[bool]  # B flags: tokens of the query or the document were cut to fit max_length
+
+
+_PAIR_TOKENIZERS_KEPT = 8  # pair tokenizers kept, one per max_length asked for (the oldest dropped first)
 _LONG_TEXT_FACTOR = 16  # texts longer than this many characters per max_seq_length token take the prefix path
 _CHUNK_FACTOR = 4  # prefix chunks of about this many characters per max_seq_length token
 
@@ -161,6 +234,14 @@ class BatchTokenizer:
         content = [i for i, special in enumerate(probe.special_tokens_mask) if not special]
         self._prefix = probe.ids[: content[0]] if content else probe.ids
         self._suffix = probe.ids[content[-1] + 1 :] if content else []
+        # pairs: copies of the tokenizer, one per max_length, each set up once and then only read
+        self._model_dir = model_dir
+        tokenizer_config = _tokenizer_config(model_dir)
+        self._pair_token_types = _returns_token_type_ids(tokenizer_config, config.model_type)
+        self._truncation_side = tokenizer_config.get("truncation_side", "right")  # checked when pairs ask for it
+        self._pair_tokenizers: dict[int, Tokenizer] = {}
+        self._pair_lock = threading.Lock()
+        self.pair_special_tokens = tokenizer.num_special_tokens_to_add(True)  # 3 for [CLS] q [SEP] d [SEP]
 
     def _encode_long(self, text: str) -> Encoding:
         """`text`'s truncated encoding, read from a prefix that holds enough tokens (module docstring).
@@ -217,3 +298,66 @@ class BatchTokenizer:
     def __call__(self, texts: list[str]) -> PackedBatch:
         """Tokenize `texts` (already validated strings) into a packed batch."""
         return PackedBatch.from_ids(self.token_ids(texts), self.pad_token_id)
+
+    def _pair_tokenizer(self, max_length: int) -> Tokenizer:
+        """The tokenizer that encodes pairs for `max_length`: a copy truncating as transformers sets it up
+        (``longest_first``, stride 0, the config's truncation_side), made on first use and kept."""
+        with self._pair_lock:
+            tokenizer = self._pair_tokenizers.get(max_length)
+            if tokenizer is None:
+                tokenizer = Tokenizer.from_str(self._tokenizer.to_str())
+                tokenizer.no_padding()
+                side = _truncation_side(self._truncation_side, self._model_dir)
+                tokenizer.enable_truncation(max_length, stride=0, strategy="longest_first", direction=side)
+                if len(self._pair_tokenizers) >= _PAIR_TOKENIZERS_KEPT:
+                    del self._pair_tokenizers[next(iter(self._pair_tokenizers))]
+                self._pair_tokenizers[max_length] = tokenizer
+            return tokenizer
+
+    def _encode_pairs(
+        self, queries: Sequence[str], documents: Sequence[str], max_length: int | None
+    ) -> tuple[list[tuple[str, str]], list[Encoding], int]:
+        """The pairs, their truncated encodings (special tokens added) and the max_length they were cut to."""
+        if len(queries) != len(documents):
+            raise InputError(f"pairs need one document per query: {len(queries)} queries, {len(documents)} documents")
+        max_length = self.max_seq_length if max_length is None else positive_int("max_length", max_length)
+        pairs = list(zip(queries, documents, strict=True))
+        return pairs, self._pair_tokenizer(max_length).encode_batch(pairs, add_special_tokens=True), max_length
+
+    def _cut(self, pairs: list[tuple[str, str]], encodings: list[Encoding], max_length: int) -> list[bool]:
+        """Which pairs lost tokens. A cut pair comes out exactly max_length long; such a pair was cut when its two
+        parts, each encoded alone (no special tokens, at most max_length tokens kept), hold more than fit. Not read
+        off the encodings' overflow: that holds every combination of the two parts' windows."""
+        rows = [row for row, encoding in enumerate(encodings) if len(encoding.ids) == max_length]
+        texts = [text for row in rows for text in pairs[row]]
+        parts = self._pair_tokenizer(max_length).encode_batch(texts, add_special_tokens=False)  # [2 · rows]
+        room = max_length - self.pair_special_tokens
+        cut = [False] * len(encodings)
+        for row, query, document in zip(rows, parts[0::2], parts[1::2], strict=True):
+            # without special tokens room is max_length, and a part kept whole at it may have had more: its own
+            # overflow (one text's windows) says
+            cut[row] = len(query.ids) + len(document.ids) > room or bool(query.overflowing or document.overflowing)
+        return cut
+
+    def pair_tokens(
+        self, queries: Sequence[str], documents: Sequence[str], max_length: int | None = None
+    ) -> PairTokens:
+        """(query, document) pairs tokenized together, as the model's transformers tokenizer does it (module
+        docstring): ids, token types and which pairs were cut. `max_length` counts the special tokens; default:
+        max_seq_length. Strings are taken as already validated."""
+        pairs, encodings, max_length = self._encode_pairs(queries, documents, max_length)
+        input_ids = [encoding.ids for encoding in encodings]
+        return PairTokens(input_ids, self._token_types(encodings), self._cut(pairs, encodings, max_length))
+
+    def _token_types(self, encodings: list[Encoding]) -> list[list[int]]:
+        """Each pair's token types; all 0 where transformers returns none (module docstring)."""
+        if self._pair_token_types:
+            return [encoding.type_ids for encoding in encodings]
+        return [[0] * len(encoding.ids) for encoding in encodings]
+
+    def pairs(self, queries: Sequence[str], documents: Sequence[str], max_length: int | None = None) -> PackedBatch:
+        """(query, document) pairs tokenized together (:meth:`pair_tokens`) into a packed batch with their token
+        types: what a cross-encoder's forward takes."""
+        _, encodings, _ = self._encode_pairs(queries, documents, max_length)
+        input_ids = [encoding.ids for encoding in encodings]
+        return PackedBatch.from_ids(input_ids, self.pad_token_id, self._token_types(encodings))
