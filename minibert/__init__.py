@@ -4,6 +4,7 @@ The public names; the layout of the package is in ARCHITECTURE.md.
 """
 
 from . import util
+from .cross_encoder import CrossEncoder
 from .errors import (
     BackendUnavailableError,
     DownloadError,
@@ -20,6 +21,7 @@ from .version import __version__
 
 __all__ = [
     "BackendUnavailableError",
+    "CrossEncoder",
     "DownloadError",
     "InputError",
     "InputTypeError",

@@ -1,4 +1,4 @@
-"""The facade's argument checks: what ``encode`` accepts, and the errors that say what to pass instead.
+"""The facades' argument checks: what ``encode`` and ``predict`` accept, and the errors that say what to pass instead.
 
 Every check raises :class:`~minibert.errors.InputTypeError` (a ``TypeError``) for a wrong type and
 :class:`~minibert.errors.InputError` (a ``ValueError``) for a wrong value, naming the argument — and, for an element
@@ -111,6 +111,27 @@ def as_text_list(sentences: str | Iterable[str], field: str = "sentences") -> tu
     if isinstance(sentences, str):
         return [_check_text(sentences, None, field)], True
     return [_check_text(text, i, field) for i, text in enumerate(_check_container(sentences, field))], False
+
+
+def _is_pair(value: object) -> bool:
+    return isinstance(value, (list, tuple)) and len(value) == 2
+
+
+def as_pair_list(sentences: object, field: str = "sentences") -> tuple[list[tuple[str, str]], bool]:
+    """(the inputs as a list of (query, passage) pairs, whether a single pair was given), as sentence-transformers'
+    ``CrossEncoder.predict`` takes them: one pair (a list or tuple of two str), or an iterable of pairs. Anything
+    else raises naming the element (``field[i]``, ``field[i][0]``): a pair of another length or of non-str, a text
+    with a lone surrogate, the containers :func:`as_text_list` refuses."""
+    if _is_pair(sentences) and all(isinstance(text, str) for text in sentences):
+        query, passage = (_check_text(text, i, field) for i, text in enumerate(sentences))
+        return [(query, passage)], True
+    pairs = []
+    for i, pair in enumerate(_check_container(sentences, field)):
+        if not _is_pair(pair):
+            what = f"a {type(pair).__name__} of {len(pair)}" if isinstance(pair, (list, tuple)) else type(pair).__name__
+            raise InputTypeError(f"{field}[{i}] is {what}, expected a pair (query, passage) of two str")
+        pairs.append((_check_text(pair[0], 0, f"{field}[{i}]"), _check_text(pair[1], 1, f"{field}[{i}]")))
+    return pairs, False
 
 
 def check_output_value(output_value: object) -> str:

@@ -38,7 +38,6 @@ read-only arrays, the tokenizer's truncation and padding are set once, and each 
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -53,12 +52,12 @@ from .encoder.contract import Encoder, EncoderFactory
 from .encoder.cpu import NumpyEncoder
 from .encoder.pooling import after_pooling, normalize_while_pooling
 from .encoder.pooling import normalize as normalize_rows
-from .errors import InputError, InputTypeError, ModelLoadError, positive_int
+from .errors import InputError, InputTypeError, ModelLoadError, UnsupportedModelError, positive_int
 from .loading.config import ModelConfig, load_config
 from .loading.known_models import find_known_model
 from .loading.resolve import DEFAULT_MODEL, resolve_model_dir
 from .loading.tokenizer import BatchTokenizer
-from .loading.weights import load_weights
+from .loading.weights import Weights, load_weights
 from .packing import PackedBatch
 from .progress import progress, should_show
 from .quantization import check_precision, quantize_embeddings
@@ -121,26 +120,7 @@ class SentenceTransformer:
         threads: int | None = None,
         encoder: EncoderFactory | None = None,
     ) -> None:
-        if device is not None and not isinstance(device, str):
-            if type(device).__module__.split(".")[0] != "torch":  # a torch.device is accepted by its name
-                raise InputTypeError(
-                    f"device is {type(device).__name__}, expected a str such as 'cpu', 'cuda' or 'cuda:0'"
-                )
-            device = str(device)
-        if encoder is not None and (backend is not None or threads is not None):
-            raise InputError("encoder= replaces the backend: pass backend= and threads= to neither, or drop encoder=")
-        backend = backend_for(device, backend)
-        if backend not in BACKENDS:
-            raise InputError(f"backend={backend!r} is not one of {', '.join(BACKENDS)}")
-        if backend == "numpy" and (device not in (None, "cpu") or dtype != "float32"):
-            raise InputError(
-                f"the NumPy backend runs on device='cpu' in float32 (got device={device!r}, dtype={dtype!r}); "
-                "pass backend='triton' (or a CUDA device) for the Triton kernels"
-            )
-        if threads is not None:
-            threads = positive_int("threads", threads)
-            if backend != "numpy":
-                raise InputError("threads= sets the NumPy backend's forward threads; the Triton backend takes none")
+        backend_options = BackendOptions.checked(device, dtype, backend, threads, encoder)
         if similarity_fn_name is not None:
             similarity_fn_name = check_similarity_fn_name(similarity_fn_name)
         if default_prompt_name is not None and not isinstance(default_prompt_name, str):
@@ -149,6 +129,11 @@ class SentenceTransformer:
         self.model_dir: Path = resolve_model_dir(name)
         self.known_model = find_known_model(name if isinstance(name, str) else None, self.model_dir)
         self.config: ModelConfig = load_config(self.model_dir)
+        if self.config.head is not None:
+            raise UnsupportedModelError(
+                f"{self.model_dir} is a cross-encoder ({self.config.head.architecture}): it scores (query, passage) "
+                "pairs and has no sentence embeddings; load it with minibert.CrossEncoder"
+            )
         self.prompts: dict[str, str] = merged_prompts(self.config.prompts, prompts)
         self.default_prompt_name: str | None = (
             self.config.default_prompt_name if default_prompt_name is None else default_prompt_name
@@ -168,15 +153,8 @@ class SentenceTransformer:
         self._similarity_fn_name = similarity_fn_name or self.config.similarity_fn_name or known_score
         self.tokenizer = BatchTokenizer(self.config)
         self.weights = load_weights(self.config)
-        self.backend = backend if encoder is None else "custom"
-        self.dtype = dtype  # what the backend computes in
-        if encoder is None and backend == "triton":
-            from .encoder.gpu import GpuEncoder  # torch and triton are imported only on this path
-
-            encoder = functools.partial(GpuEncoder, device=device or "cpu", dtype=dtype)
-        elif encoder is None:
-            encoder = functools.partial(NumpyEncoder, threads=threads)
-        self.encoder: Encoder = encoder(self.config, self.weights)
+        self.backend, self.dtype = backend_options.name, dtype  # which backend, and what it computes in
+        self.encoder: Encoder = backend_options.encoder(self.config, self.weights)
 
     def __repr__(self) -> str:
         c = self.config
@@ -425,6 +403,60 @@ class SentenceTransformer:
 def backend_for(device: str | None, backend: str | None) -> str:
     """The backend a model runs on: `backend` when given, else numpy on the CPU and triton on any other device."""
     return backend or ("numpy" if device in (None, "cpu") else "triton")
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """A model's device, dtype, backend, threads and encoder factory, checked together: what every facade (the
+    bi-encoder's, the cross-encoder's) is built with."""
+
+    device: str | None
+    dtype: str
+    name: str  # "numpy", "triton", or "custom" for encoder=
+    threads: int | None
+    factory: EncoderFactory | None
+
+    @classmethod
+    def checked(
+        cls,
+        device: object,
+        dtype: str,
+        backend: str | None,
+        threads: int | None,
+        encoder: EncoderFactory | None,
+    ) -> BackendOptions:
+        """The options as the constructors take them; InputError / InputTypeError naming a bad one."""
+        if device is not None and not isinstance(device, str):
+            if type(device).__module__.split(".")[0] != "torch":  # a torch.device is accepted by its name
+                raise InputTypeError(
+                    f"device is {type(device).__name__}, expected a str such as 'cpu', 'cuda' or 'cuda:0'"
+                )
+            device = str(device)
+        if encoder is not None and (backend is not None or threads is not None):
+            raise InputError("encoder= replaces the backend: pass backend= and threads= to neither, or drop encoder=")
+        name = backend_for(device, backend)
+        if name not in BACKENDS:
+            raise InputError(f"backend={name!r} is not one of {', '.join(BACKENDS)}")
+        if name == "numpy" and (device not in (None, "cpu") or dtype != "float32"):
+            raise InputError(
+                f"the NumPy backend runs on device='cpu' in float32 (got device={device!r}, dtype={dtype!r}); "
+                "pass backend='triton' (or a CUDA device) for the Triton kernels"
+            )
+        if threads is not None:
+            threads = positive_int("threads", threads)
+            if name != "numpy":
+                raise InputError("threads= sets the NumPy backend's forward threads; the Triton backend takes none")
+        return cls(device, dtype, name if encoder is None else "custom", threads, encoder)
+
+    def encoder(self, config: ModelConfig, weights: Weights) -> Encoder:
+        """The backend for a loaded model."""
+        if self.factory is not None:
+            return self.factory(config, weights)
+        if self.name == "triton":
+            from .encoder.gpu import GpuEncoder  # torch and triton are imported only on this path
+
+            return GpuEncoder(config, weights, device=self.device or "cpu", dtype=self.dtype)
+        return NumpyEncoder(config, weights, threads=self.threads)
 
 
 def _distinct(texts: list[str]) -> tuple[list[str], np.ndarray | None]:

@@ -1,8 +1,10 @@
-"""The activation functions of the encoder and of sentence-transformers' Dense modules, on NumPy arrays.
+"""The activation functions of the encoder, of sentence-transformers' Dense modules and of cross-encoders' heads and
+scores, on NumPy arrays.
 
 Exact (erf) GELU as transformers' ``gelu`` (not the tanh approximation) and ReLU, shared by the readable forward
-(:mod:`.reference`) and the Dense modules (:mod:`.pooling`). :func:`erf` works in float64 internally and is accurate
-to float32 rounding: a Taylor series below |x| = 1, Numerical Recipes' Chebyshev fit of erfc above.
+(:mod:`.reference`), the Dense modules (:mod:`.pooling`) and the cross-encoder's head (:mod:`.head`). :func:`erf`
+works in float64 internally and is accurate to float32 rounding: a Taylor series below |x| = 1, Numerical Recipes'
+Chebyshev fit of erfc above.
 """
 
 from __future__ import annotations
@@ -50,3 +52,17 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 def relu(x: np.ndarray) -> np.ndarray:
     return np.maximum(x, np.float32(0))
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return (1 / (1 + np.exp(-x))).astype(np.float32)
+
+
+# config.DENSE_ACTIVATIONS' values -> their NumPy functions: Dense modules' and cross-encoders' activations
+ACTIVATION_FUNCTIONS = {
+    "tanh": np.tanh,
+    "identity": lambda x: x,
+    "relu": relu,
+    "sigmoid": sigmoid,
+    "gelu": gelu,
+}

@@ -279,13 +279,16 @@ def encoder_layer(hidden_states, position_bias, layer: EncoderLayer, cfg: ModelC
 def encode_packed(input_ids, position_ids, token_type_ids, offsets, position_bias, w: Weights, cfg: ModelConfig,
                   steps: Steps):  # fmt: skip
     """Sequences packed end to end: [N] ids, positions, types; [S + 1] row offsets -> hidden states [N, C]."""
-    hidden_states = w.word_embeddings[input_ids]  # [N, C]
-    others = w.position_embeddings[position_ids]  # [N, C]
+    hidden_states = w.word_embeddings[input_ids]  # [N, E]
+    others = w.position_embeddings[position_ids]  # [N, E]
     if w.token_type_embeddings is not None:
         others += w.token_type_embeddings[token_type_ids]
     steps.residual_layernorm(
         hidden_states, others, None, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps
     )
+    if w.embeddings_project_weight is not None:  # ELECTRA: [N, E] -> [N, C]
+        hidden_states = hidden_states @ w.embeddings_project_weight
+        hidden_states += w.embeddings_project_bias
     buf = _Buffers(offsets, cfg)
     for layer in w.layers:
         encoder_layer(hidden_states, position_bias, layer, cfg, buf, steps)

@@ -129,7 +129,7 @@ def forward_packed(input_ids, position_ids, token_type_ids, segments, w: Weights
 
     N, C, H = input_ids.shape[0], cfg.hidden_size, cfg.num_attention_heads
     eps = cfg.layer_norm_eps
-    embeddings = w.word_embeddings[input_ids]  # [N, C], a fresh tensor (gather)
+    embeddings = w.word_embeddings[input_ids]  # [N, E], a fresh tensor (gather)
     if w.token_type_embeddings is not None:
         embeddings += w.token_type_embeddings[token_type_ids]  # HF: (word + token type) + position
     hidden = layer_norm(
@@ -139,7 +139,9 @@ def forward_packed(input_ids, position_ids, token_type_ids, segments, w: Weights
         eps=eps,
         residual=w.position_embeddings[position_ids],
         out=embeddings,
-    )  # [N, C]
+    )  # [N, E]
+    if w.embeddings_project_weight is not None:  # ELECTRA: [N, E] -> [N, C]
+        hidden = torch.addmm(w.embeddings_project_bias, hidden, w.embeddings_project_weight)
     rel_bias = None
     if w.relative_attention_bias is not None:
         rel_bias = relative_bias_table(w.relative_attention_bias, segments.max_seqlen)  # [H, 2S - 1]
@@ -198,8 +200,9 @@ class GpuEncoder:
                 )
         self.config = config
         self.device, self.dtype = resolve_device(device, dtype)
-        # Dense heads run on the host, in NumPy, after pooling; the bias table stays fp32 (the kernel reads fp32)
-        encoder = dataclasses.replace(weights, dense=())
+        # Dense heads (and a cross-encoder's head) run on the host, in NumPy; the bias table stays fp32 (the kernel
+        # reads fp32)
+        encoder = dataclasses.replace(weights, dense=(), head=None)  # a cross-encoder's head, too
         self.weights = _to_device(encoder, self.device, self.dtype, fp32_fields=("relative_attention_bias",))
 
     def hidden_states(self, batch: PackedBatch):

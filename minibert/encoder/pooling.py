@@ -27,19 +27,10 @@ import numpy as np
 from ..loading.config import DenseConfig, ModelConfig
 from ..loading.weights import DenseLayer
 from ..packing import position_in_sequence
-from .activations import gelu, relu
+from .activations import ACTIVATION_FUNCTIONS
 
 NORM_EPS = np.float32(1e-12)  # torch.nn.functional.normalize's clamp
 COUNT_EPS = np.float32(1e-9)  # sentence-transformers' clamp on mean pooling's token count
-
-_DENSE_FUNCTIONS = {  # config.DENSE_ACTIVATIONS' values -> their NumPy functions
-    "tanh": np.tanh,
-    "identity": lambda x: x,
-    "relu": relu,
-    "sigmoid": lambda x: (1 / (1 + np.exp(-x))).astype(np.float32),
-    "gelu": gelu,
-}
-
 
 def _segment_reduce(ufunc: np.ufunc, rows: np.ndarray, cu_seqlens: np.ndarray) -> np.ndarray:
     """ufunc over each sequence's rows: [N, ...] -> [B, ...]; a sequence with no rows gives zeros."""
@@ -91,7 +82,7 @@ def dense(embeddings: np.ndarray, layer: DenseLayer, cfg: DenseConfig) -> np.nda
     projected = embeddings @ layer.weight  # [B, I] @ [I, O] -> [B, O]
     if layer.bias is not None:
         projected = projected + layer.bias
-    out = _DENSE_FUNCTIONS[cfg.activation](projected)  # [B, O]
+    out = ACTIVATION_FUNCTIONS[cfg.activation](projected)  # [B, O]
     if cfg.use_residual:
         out = out + (embeddings if layer.residual_weight is None else embeddings @ layer.residual_weight)
     return out.astype(np.float32, copy=False)

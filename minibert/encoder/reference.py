@@ -53,13 +53,19 @@ def position_ids(input_ids: np.ndarray, padding_idx: int | None) -> np.ndarray:
 
 
 def embeddings(input_ids: np.ndarray, token_type_ids: np.ndarray, w: Weights, cfg: ModelConfig) -> np.ndarray:
-    """word + position (+ token-type) embeddings, then LayerNorm: [B, T] ids -> [B, T, C]."""
-    inputs_embeds = w.word_embeddings[input_ids]  # [B, T, C]
-    position_embeddings = w.position_embeddings[position_ids(input_ids, cfg.position_padding_idx)]  # [(B,) T, C]
-    hidden_states = inputs_embeds + position_embeddings  # [B, T, C]
+    """word + position (+ token-type) embeddings, then LayerNorm (then ELECTRA's projection to the encoder's width):
+    [B, T] ids -> [B, T, C]."""
+    inputs_embeds = w.word_embeddings[input_ids]  # [B, T, E]
+    position_embeddings = w.position_embeddings[position_ids(input_ids, cfg.position_padding_idx)]  # [(B,) T, E]
+    hidden_states = inputs_embeds + position_embeddings  # [B, T, E]
     if w.token_type_embeddings is not None:
-        hidden_states = hidden_states + w.token_type_embeddings[token_type_ids]  # + [B, T, C]
-    return layer_norm(hidden_states, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps)
+        hidden_states = hidden_states + w.token_type_embeddings[token_type_ids]  # + [B, T, E]
+    hidden_states = layer_norm(
+        hidden_states, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps
+    )  # [B, T, E]
+    if w.embeddings_project_weight is None:
+        return hidden_states
+    return hidden_states @ w.embeddings_project_weight + w.embeddings_project_bias  # [B, T, C]
 
 
 def padding_bias(attention_mask: np.ndarray) -> np.ndarray:

@@ -6,10 +6,16 @@ do_lower_case), ``N_Pooling/config.json`` (pooling modes), ``N_Dense/config.json
 the presence of a Normalize module and ``config_sentence_transformers.json`` (score function, prompts,
 default prompt name) — and folds it into the frozen :class:`ModelConfig`. Nothing downstream re-reads JSON.
 
-BERT, DistilBERT and MPNet differ in how they name config keys (mapped here onto BERT's names) and
-in three pieces of math, which become flags rather than architecture checks in the forward pass:
-token-type embeddings (BERT only), RoBERTa-style position ids (MPNet) and a relative-position
-attention bias (MPNet).
+BERT, DistilBERT, MPNet and ELECTRA differ in how they name config keys (mapped here onto BERT's names) and
+in four pieces of math, which become flags rather than architecture checks in the forward pass:
+token-type embeddings (BERT, ELECTRA), RoBERTa-style position ids (MPNet), a relative-position
+attention bias (MPNet) and embeddings narrower than the encoder, projected to its width (ELECTRA's
+``embedding_size``).
+
+A directory whose config.json names a sequence-classification architecture (``BertForSequenceClassification``,
+``ElectraForSequenceClassification``) is a cross-encoder when it has no ``modules.json`` or is saved in
+sentence-transformers 6's CrossEncoder layout: its :class:`HeadConfig` says the head's shape and the activation
+sentence-transformers' ``CrossEncoder`` applies to its logits, looked up where and in the order it looks.
 
 Follows sentence-transformers' own loading rules (``SentenceTransformer._load_sbert_model``,
 ``Transformer``, ``Pooling``): a directory without ``modules.json`` is a plain transformers model,
@@ -21,6 +27,7 @@ with ``include_prompt: false`` is refused (minibert pools over every token, prom
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +35,8 @@ from typing import Any
 
 from ..errors import ModelLoadError, UnsupportedModelError
 from .files import present, read_json, read_json_object
+
+logger = logging.getLogger(__name__)
 
 # sentence-transformers' legacy boolean pooling keys, in its concatenation order.
 _LEGACY_POOLING_KEYS = {
@@ -39,6 +48,8 @@ _LEGACY_POOLING_KEYS = {
     "pooling_mode_lasttoken": "lasttoken",
 }
 POOLING_MODES = tuple(_LEGACY_POOLING_KEYS.values())
+# sentence-transformers' Dense and CrossEncoder activations (torch.nn module class names) that minibert implements.
+DENSE_ACTIVATIONS = {"Tanh": "tanh", "Identity": "identity", "ReLU": "relu", "Sigmoid": "sigmoid", "GELU": "gelu"}
 # sentence-transformers' single-vector similarity functions (SentenceTransformer.SUPPORTED_SIMILARITY_FN_NAMES).
 SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
 
@@ -51,6 +62,7 @@ class ModelConfig:
     model_type: str
     vocab_size: int
     hidden_size: int
+    embedding_size: int  # the embedding tables' width; ≠ hidden_size: projected to it (ELECTRA's embeddings_project)
     num_hidden_layers: int
     num_attention_heads: int
     intermediate_size: int
@@ -69,6 +81,7 @@ class ModelConfig:
     similarity_fn_name: str | None  # as config_sentence_transformers.json declares it, if it does
     prompts: dict[str, str]  # config_sentence_transformers.json's prompts (name -> text), as declared; not mutated
     default_prompt_name: str | None  # the prompt encode() applies when none is asked for, as declared
+    head: HeadConfig | None  # a cross-encoder's classification head on [CLS]; None for a bi-encoder
 
     @property
     def head_dim(self) -> int:
@@ -124,12 +137,94 @@ ARCHITECTURES = {
         relative_attention_bias=False,
         layer_norm_eps=1e-12,
     ),
+    # BERT's encoder; embeddings of their own width (embedding_size), projected to hidden_size when they differ.
+    "electra": _Architecture(
+        _BERT_KEYS, token_type_embeddings=True, position_padding_idx=None, relative_attention_bias=False
+    ),
     # transformers' MPNetEmbeddings hard-codes padding_idx = 1 for its position ids.
     "mpnet": _Architecture(
         _BERT_KEYS, token_type_embeddings=False, position_padding_idx=1, relative_attention_bias=True
     ),
 }
 ACTIVATIONS = ("gelu", "relu")
+
+
+# transformers' sequence-classification models minibert runs as cross-encoders: the activation inside each head
+# (BertPooler: tanh(dense(h_CLS)), then classifier; ElectraClassificationHead: dense, GELU, out_proj) and the
+# model_type it belongs to.
+HEADS = {"BertForSequenceClassification": ("bert", "tanh"), "ElectraForSequenceClassification": ("electra", "gelu")}
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """A cross-encoder's head: dense → activation → out on the [CLS] row, then sentence-transformers' activation."""
+
+    architecture: str  # a key of HEADS
+    activation: str  # inside the head: "tanh" (BERT's pooler) or "gelu" (ELECTRA's)
+    num_labels: int
+    activation_fn: str  # on the logits, as sentence-transformers' CrossEncoder picks it: a value of DENSE_ACTIVATIONS
+
+
+def _num_labels(cfg: dict[str, Any], path: Path) -> int:
+    """As transformers' PretrainedConfig: the size of id2label when saved, else num_labels, else 2."""
+    id2label = cfg.get("id2label")
+    if isinstance(id2label, dict) and id2label:
+        return len(id2label)
+    return _config_int(cfg, "num_labels", path, 2)
+
+
+def _trusted_activation(declared: object, path: Path) -> str | None:
+    """A declared activation (a torch.nn class path) as a value of DENSE_ACTIVATIONS; None for one that
+    sentence-transformers would not import (not under ``torch.``): it warns and looks further, and so does minibert."""
+    if not isinstance(declared, str) or not declared.startswith("torch."):
+        logger.warning("%s: activation %r is not a torch.nn class; ignored, as sentence-transformers does", path,
+                       declared)  # fmt: skip
+        return None
+    activation = DENSE_ACTIVATIONS.get(declared.rsplit(".", 1)[-1])
+    if activation is None:
+        raise UnsupportedModelError(
+            f"{path}: the cross-encoder's activation {declared!r} is not supported; "
+            f"minibert implements torch.nn {', '.join(DENSE_ACTIVATIONS)}"
+        )
+    return activation
+
+
+def _score_activation(cfg: dict[str, Any], path: Path, num_labels: int, saved: dict[str, Any] | None) -> str:
+    """The activation sentence-transformers' CrossEncoder (6.2) applies to the logits, looked up in its order:
+    `saved` (config_sentence_transformers.json, the modules.json layout) ``activation_fn``; config.json's
+    ``sentence_transformers.activation_fn``; when that key is absent, the legacy
+    ``sbert_ce_default_activation_function``; else Sigmoid for one label and Identity for more. An untrusted name in
+    the first falls through to the next; in the second or third, to the default."""
+    declared = (saved or {}).get("activation_fn")
+    if declared is not None and (activation := _trusted_activation(declared, path)) is not None:
+        return activation
+    st = cfg.get("sentence_transformers")
+    if isinstance(st, dict) and "activation_fn" in st:
+        declared = st["activation_fn"]
+    else:
+        declared = cfg.get("sbert_ce_default_activation_function")
+    activation = _trusted_activation(declared, path) if declared is not None else None
+    return activation or ("sigmoid" if num_labels == 1 else "identity")
+
+
+def _head(cfg: dict[str, Any], path: Path, model_type: str, saved: dict[str, Any] | None) -> HeadConfig | None:
+    """The classification head config.json's ``architectures`` names, if any (None: a bi-encoder's encoder);
+    `saved`: config_sentence_transformers.json of a cross-encoder saved in the modules.json layout."""
+    architectures = cfg.get("architectures") or []
+    named = [a for a in architectures if isinstance(a, str) and a.endswith("ForSequenceClassification")]
+    if not named:
+        return None
+    architecture = named[0]
+    if architecture not in HEADS:
+        raise UnsupportedModelError(
+            f"{path}: architecture {architecture!r} is not supported; minibert's cross-encoders are "
+            f"{', '.join(HEADS)}"
+        )
+    head_model_type, activation = HEADS[architecture]
+    if head_model_type != model_type:
+        raise ModelLoadError(f"{path}: architecture {architecture} does not go with model_type {model_type!r}")
+    num_labels = _num_labels(cfg, path)
+    return HeadConfig(architecture, activation, num_labels, _score_activation(cfg, path, num_labels, saved))
 
 
 def _transformer_fields(path: Path) -> dict[str, Any]:
@@ -180,8 +275,11 @@ def _transformer_fields(path: Path) -> dict[str, Any]:
         raise ModelLoadError(
             f"{path}: 'max_position_embeddings' {max_position_embeddings} leaves room for fewer than 2 tokens"
         )
+    C = fields["hidden_size"]
+    embedding_size = _config_int(cfg, "embedding_size", path, C) if model_type == "electra" else C
     return {
         **fields,
+        "embedding_size": embedding_size,
         "model_type": model_type,
         "vocab_size": vocab_size,
         "hidden_act": hidden_act,
@@ -220,9 +318,6 @@ def _pooling_modes(path: Path) -> tuple[str, ...]:
         )
     return modes
 
-
-# sentence-transformers' Dense activations (torch.nn module class names) that minibert implements.
-DENSE_ACTIVATIONS = {"Tanh": "tanh", "Identity": "identity", "ReLU": "relu", "Sigmoid": "sigmoid", "GELU": "gelu"}
 
 
 @dataclass(frozen=True)
@@ -347,6 +442,23 @@ def _sentence_transformers_fields(model_dir: Path) -> dict[str, Any]:
     return {"similarity_fn_name": name, "prompts": prompts, "default_prompt_name": default_prompt_name}
 
 
+def _cross_encoder_head(model_dir: Path, model_type: str) -> HeadConfig | None:
+    """The head of a cross-encoder directory: a plain transformers sequence classifier (no modules.json), or
+    sentence-transformers 6's layout (modules.json, and config_sentence_transformers.json's model_type
+    "CrossEncoder"); None for a bi-encoder, whatever its config.json's architectures say."""
+    path = model_dir / "config.json"
+    if not present(model_dir / "modules.json"):
+        return _head(read_json_object(path), path, model_type, None)
+    saved_path = model_dir / "config_sentence_transformers.json"
+    saved = read_json_object(saved_path) if present(saved_path) else {}
+    if saved.get("model_type") != "CrossEncoder":
+        return None
+    head = _head(read_json_object(path), path, model_type, saved)
+    if head is None:
+        raise UnsupportedModelError(f"{saved_path}: a CrossEncoder, but {path} names no sequence-classification head")
+    return head
+
+
 def load_config(model_dir: str | Path) -> ModelConfig:
     """Build the one ModelConfig for a sentence-transformers (or plain transformers) directory.
 
@@ -357,7 +469,11 @@ def load_config(model_dir: str | Path) -> ModelConfig:
     if not model_dir.is_dir():
         raise ModelLoadError(f"{model_dir}: not a directory")
     fields = _transformer_fields(model_dir / "config.json")
-    pooling_modes, dense_layers, normalize = _pipeline(model_dir, fields["hidden_size"])
+    head = _cross_encoder_head(model_dir, fields["model_type"])
+    if head is None:
+        pooling_modes, dense_layers, normalize = _pipeline(model_dir, fields["hidden_size"])
+    else:  # a cross-encoder's head reads the [CLS] row
+        pooling_modes, dense_layers, normalize = ("cls",), (), False
     padding_idx = fields["position_padding_idx"]
     max_positions = fields["max_position_embeddings"] - (0 if padding_idx is None else padding_idx + 1)
     max_seq_length, do_lower_case = _sentence_bert_fields(model_dir, max_positions)
@@ -370,4 +486,5 @@ def load_config(model_dir: str | Path) -> ModelConfig:
         normalize=normalize,
         **_sentence_transformers_fields(model_dir),
         **fields,
+        head=head,
     )

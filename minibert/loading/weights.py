@@ -1,9 +1,10 @@
 """The canonical weight tree, loaded from ``model.safetensors`` (read by :mod:`.safetensors`).
 
-The checkpoint's own names — BERT ``encoder.layer.N.attention.self.query``, DistilBERT
+The checkpoint's own names — BERT and ELECTRA ``encoder.layer.N.attention.self.query``, DistilBERT
 ``transformer.layer.N.attention.q_lin``, MPNet ``encoder.layer.N.attention.attn.q``, each with or
-without its ``bert.`` / ``distilbert.`` / ``mpnet.`` prefix — are mapped through one name table per
-architecture onto one structure that every backend consumes:
+without its ``bert.`` / ``electra.`` / ``distilbert.`` / ``mpnet.`` prefix — are mapped through one name table per
+architecture onto one structure that every backend consumes (a cross-encoder's head, named outside the prefix, as
+:class:`HeadWeights`):
 
 - Linear weights are ``[in, out]``, so each projection is ``x @ W + b``. They are the transposed *views* of
   torch's ``[out, in]`` rows as read (Fortran-ordered), not copies (ARCHITECTURE.md, "Weights", says why).
@@ -14,7 +15,8 @@ architecture onto one structure that every backend consumes:
 Every tensor's shape is checked against the :class:`~minibert.loading.config.ModelConfig`, and every value
 must be finite.
 
-Shapes: V = vocab, P = max positions, TT = token types, C = hidden size, F = intermediate size,
+Shapes: V = vocab, P = max positions, TT = token types, C = hidden size, E = embedding size (C but for ELECTRA),
+F = intermediate size,
 H = heads, NB = relative-position buckets, I / O = a Dense layer's in / out features.
 """
 
@@ -56,22 +58,37 @@ class DenseLayer:
 
 
 @dataclass(frozen=True)
-class Weights:
-    """The whole encoder: embeddings, their LayerNorm, and the layers in order."""
+class HeadWeights:
+    """A cross-encoder's head on [CLS]: dense [C, C] → activation → out [C, labels] (BERT: the pooler's dense, then
+    the classifier; ELECTRA: classifier.dense, then classifier.out_proj)."""
 
-    word_embeddings: np.ndarray  # [V, C]
-    position_embeddings: np.ndarray  # [P, C]
-    token_type_embeddings: np.ndarray | None  # [TT, C]; None without token types (DistilBERT, MPNet)
-    embeddings_layernorm_weight: np.ndarray  # [C]
-    embeddings_layernorm_bias: np.ndarray  # [C]
+    dense_weight: np.ndarray  # [C, C]
+    dense_bias: np.ndarray  # [C]
+    out_weight: np.ndarray  # [C, labels]
+    out_bias: np.ndarray  # [labels]
+
+
+@dataclass(frozen=True)
+class Weights:
+    """The whole encoder: embeddings, their LayerNorm, and the layers in order (then a cross-encoder's head)."""
+
+    word_embeddings: np.ndarray  # [V, E]; E = C but for ELECTRA's narrower embeddings
+    position_embeddings: np.ndarray  # [P, E]
+    token_type_embeddings: np.ndarray | None  # [TT, E]; None without token types (DistilBERT, MPNet)
+    embeddings_layernorm_weight: np.ndarray  # [E]
+    embeddings_layernorm_bias: np.ndarray  # [E]
+    embeddings_project_weight: np.ndarray | None  # [E, C] when E ≠ C (ELECTRA's embeddings_project)
+    embeddings_project_bias: np.ndarray | None  # [C]
     layers: tuple[EncoderLayer, ...]
     relative_attention_bias: np.ndarray | None  # [NB, H], shared by all layers (MPNet)
     dense: tuple[DenseLayer, ...]  # sentence-transformers Dense modules after pooling
+    head: HeadWeights | None  # a cross-encoder's classification head
 
     def num_parameters(self) -> int:
         """Number of stored values (Q/K/V fusion does not change the count)."""
         groups = [vars(self).values(), *(vars(layer).values() for layer in self.layers)]
         groups += [vars(dense).values() for dense in self.dense]
+        groups += [vars(self.head).values()] if self.head is not None else []
         return sum(a.size for group in groups for a in group if isinstance(a, np.ndarray))
 
 
@@ -128,6 +145,22 @@ _NAMES = {
         "transformer.layer.{i}.output_layer_norm",
         None,
     ),
+    "electra": _Names(
+        "electra.",
+        "embeddings.word_embeddings",
+        "embeddings.position_embeddings",
+        "embeddings.token_type_embeddings",
+        "embeddings.LayerNorm",
+        "encoder.layer.{i}.attention.self.query",
+        "encoder.layer.{i}.attention.self.key",
+        "encoder.layer.{i}.attention.self.value",
+        "encoder.layer.{i}.attention.output.dense",
+        "encoder.layer.{i}.attention.output.LayerNorm",
+        "encoder.layer.{i}.intermediate.dense",
+        "encoder.layer.{i}.output.dense",
+        "encoder.layer.{i}.output.LayerNorm",
+        None,
+    ),
     "mpnet": _Names(
         "mpnet.",
         "embeddings.word_embeddings",
@@ -181,20 +214,41 @@ def _dense_layer(dense: DenseConfig) -> DenseLayer:
     return DenseLayer(weight=weight, bias=bias, residual_weight=residual)
 
 
+# A head's tensors by their full names (outside the base model's prefix): (dense, out) per architecture.
+_HEAD_NAMES = {
+    "BertForSequenceClassification": ("bert.pooler.dense", "classifier"),
+    "ElectraForSequenceClassification": ("classifier.dense", "classifier.out_proj"),
+}
+
+
+def _head(cfg: ModelConfig) -> HeadWeights | None:
+    if cfg.head is None:
+        return None
+    ckpt = open_safetensors(cfg.model_dir)  # every name as stored
+    dense, out = _HEAD_NAMES[cfg.head.architecture]
+    C = cfg.hidden_size
+    dense_weight, dense_bias = ckpt.linear(dense, C, C)
+    out_weight, out_bias = ckpt.linear(out, C, cfg.head.num_labels)
+    return HeadWeights(dense_weight, dense_bias, out_weight, out_bias)
+
+
 def load_weights(cfg: ModelConfig) -> Weights:
     """Load ``model.safetensors`` (and each Dense module's) onto the canonical tree."""
     names = _NAMES[cfg.model_type]
     ckpt = open_safetensors(cfg.model_dir, names.prefix)
-    C = cfg.hidden_size
-    embeddings_layernorm_weight, embeddings_layernorm_bias = ckpt.layernorm(names.embeddings_layernorm, C)
+    C, E = cfg.hidden_size, cfg.embedding_size
+    embeddings_layernorm_weight, embeddings_layernorm_bias = ckpt.layernorm(names.embeddings_layernorm, E)
+    project = ckpt.linear("embeddings_project", E, C) if E != C else (None, None)
     return Weights(
-        word_embeddings=ckpt.get(f"{names.word_embeddings}.weight", (cfg.vocab_size, C)),
-        position_embeddings=ckpt.get(f"{names.position_embeddings}.weight", (cfg.max_position_embeddings, C)),
+        word_embeddings=ckpt.get(f"{names.word_embeddings}.weight", (cfg.vocab_size, E)),
+        position_embeddings=ckpt.get(f"{names.position_embeddings}.weight", (cfg.max_position_embeddings, E)),
         token_type_embeddings=(
-            ckpt.get(f"{names.token_type_embeddings}.weight", (cfg.type_vocab_size, C)) if cfg.type_vocab_size else None
+            ckpt.get(f"{names.token_type_embeddings}.weight", (cfg.type_vocab_size, E)) if cfg.type_vocab_size else None
         ),
         embeddings_layernorm_weight=embeddings_layernorm_weight,
         embeddings_layernorm_bias=embeddings_layernorm_bias,
+        embeddings_project_weight=project[0],
+        embeddings_project_bias=project[1],
         layers=tuple(_encoder_layer(ckpt, names, i, cfg) for i in range(cfg.num_hidden_layers)),
         relative_attention_bias=(
             ckpt.get(
@@ -204,4 +258,5 @@ def load_weights(cfg: ModelConfig) -> Weights:
             else None
         ),
         dense=tuple(_dense_layer(dense) for dense in cfg.dense_layers),
+        head=_head(cfg),
     )

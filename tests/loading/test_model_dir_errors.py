@@ -334,7 +334,7 @@ def test_missing_tensor(tiny):
         ({"pad_token_id": 99999}, r"'pad_token_id' must be an integer id below vocab_size 30522, found 99999"),
         ({"max_position_embeddings": 1}, r"'max_position_embeddings' 1 leaves room for fewer than 2 tokens"),
         ({"hidden_act": "swish"}, r"hidden_act 'swish' is not supported"),
-        ({"model_type": "gpt2"}, r"'gpt2' is not supported; minibert supports bert, distilbert, mpnet"),
+        ({"model_type": "gpt2"}, r"'gpt2' is not supported; minibert supports bert, distilbert, electra, mpnet"),
     ],
     ids=lambda v: "-".join(f"{k}={v}" for k, v in v.items()) if isinstance(v, dict) else None,
 )
