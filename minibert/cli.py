@@ -39,6 +39,7 @@ from .serve.settings import add_arguments as add_serve_arguments
 from .util import SIMILARITY_FUNCTIONS
 
 BROKEN_PIPE_STATUS = 128 + 13  # 128 + SIGPIPE: what a shell reports for a tool killed by a closed pipe
+CROSS_ENCODER_DEFAULT = "cross-encoder/ms-marco-MiniLM-L6-v2"  # the cross-encoder sentence-transformers' docs use
 THREADS_ENV = "MINIBERT_NUM_THREADS"  # caps the NumPy forward's threads of every command
 
 
@@ -71,6 +72,13 @@ def load_model(args: argparse.Namespace):
     from .model import load
 
     return load(args.model, **model_options(args))
+
+
+def load_cross_encoder(args: argparse.Namespace, name: str):
+    """The cross-encoder `name` (a command's --rerank, or rerank's --model), loaded with :func:`model_options`."""
+    from .cross_encoder import CrossEncoder
+
+    return CrossEncoder(name, **model_options(args))
 
 
 def _warn(message: str) -> None:
@@ -200,21 +208,40 @@ def cmd_embed(args: argparse.Namespace) -> None:
     print_summary(summary, args.output)
 
 
+def _print_hits(query: str, passages: list, hits: list[dict]) -> None:
+    print(f"\nquery: {query}")
+    for rank, hit in enumerate(hits, 1):
+        passage = passages[hit["corpus_id"]]
+        print(f"{rank:>3}. {hit['score']:.4f}  [{passage.id}] {passage.embed_text}")
+
+
 def cmd_search(args: argparse.Namespace) -> None:
     from . import util
     from .retrieval.corpus import read_corpus
+    from .retrieval.rerank import rerank
 
     passages = read_corpus(args.corpus)
     model = load_model(args)
+    cross_encoder = load_cross_encoder(args, args.rerank) if args.rerank else None
     corpus_embeddings = _corpus_embeddings(model, passages, args.corpus, args)
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
     query_embeddings = model.encode_query(list(args.queries))
-    hits = util.semantic_search(query_embeddings, corpus_embeddings, top_k=args.top_k, score_function=score_function)
+    retrieve = max(args.top_k, args.rerank_top) if cross_encoder else args.top_k
+    hits = util.semantic_search(query_embeddings, corpus_embeddings, top_k=retrieve, score_function=score_function)
     for query, query_hits in zip(args.queries, hits, strict=True):
-        print(f"\nquery: {query}")
-        for rank, hit in enumerate(query_hits, 1):
-            passage = passages[hit["corpus_id"]]
-            print(f"{rank:>3}. {hit['score']:.4f}  [{passage.id}] {passage.embed_text}")
+        if cross_encoder is not None:
+            query_hits = rerank(cross_encoder, query, passages, query_hits, args.rerank_top, args.batch_size)
+        _print_hits(query, passages, query_hits[: args.top_k])
+
+
+def cmd_rerank(args: argparse.Namespace) -> None:
+    from .retrieval.corpus import read_corpus
+
+    passages = read_corpus(args.input)
+    cross_encoder = load_cross_encoder(args, args.model)
+    ranked = cross_encoder.rank(args.query, [p.embed_text for p in passages], top_k=args.top_k,
+                                batch_size=args.batch_size)  # fmt: skip
+    _print_hits(args.query, passages, ranked)
 
 
 def _metrics_table(means: dict[str, float]) -> str:
@@ -231,22 +258,29 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from . import util
     from .retrieval.judgements import load_eval_set
     from .retrieval.metrics import K_VALUES, evaluate
+    from .retrieval.rerank import rerank
 
     data = load_eval_set(args.data, args.split)
     model = load_model(args)
+    cross_encoder = load_cross_encoder(args, args.rerank) if args.rerank else None
     documents = _corpus_embeddings(model, data.corpus, data.corpus_path, args)
     print(f"encoding {len(data.queries)} queries …", file=sys.stderr)
     queries = model.encode_query([q.text for q in data.queries], batch_size=args.batch_size, show_progress_bar=True)
     score_function = SIMILARITY_FUNCTIONS[model.similarity_fn_name]
     top_k = min(max(K_VALUES), len(data.corpus))
     hits = util.semantic_search(queries, documents, top_k=top_k, score_function=score_function)
+    if cross_encoder is not None:
+        print(f"reranking the top {args.rerank_top} of {len(data.queries)} queries …", file=sys.stderr)
+        hits = [rerank(cross_encoder, query.text, data.corpus, query_hits, args.rerank_top, args.batch_size)
+                for query, query_hits in zip(data.queries, hits, strict=True)]  # fmt: skip
     run = {
         query.id: {data.corpus[hit["corpus_id"]].id: hit["score"] for hit in query_hits}
         for query, query_hits in zip(data.queries, hits, strict=True)
     }
     means, _ = evaluate(data.qrels, run)
+    reranked = f", reranked by {args.rerank} (top {args.rerank_top})" if cross_encoder else ""
     print(f"{data.source}: {len(data.queries)} queries, {len(data.corpus)} documents, model {args.model} "
-          f"({model.similarity_fn_name})\n")  # fmt: skip
+          f"({model.similarity_fn_name}){reranked}\n")  # fmt: skip
     print(_metrics_table(means))
     if args.output:
         report = {
@@ -256,6 +290,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
             "queries": len(data.queries),
             "documents": len(data.corpus),
             "score_function": model.similarity_fn_name,
+            "rerank": {"model": args.rerank, "top": args.rerank_top} if cross_encoder else None,
             "metrics": means,
         }
         _write_output(args.output, (json.dumps(report, indent=2) + "\n").encode())
@@ -354,6 +389,18 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def add_rerank_arguments(parser: argparse.ArgumentParser) -> None:
+    """--rerank, --rerank-top: retrieve with the bi-encoder, then rerank the top K with a cross-encoder."""
+    parser.add_argument(
+        "--rerank", metavar="CROSS_ENCODER",
+        help=f"rerank the retrieved passages with this cross-encoder (directory or hub id: {CROSS_ENCODER_DEFAULT})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--rerank-top", type=int, default=100, metavar="K",
+        help="with --rerank: how many retrieved passages it reranks (default 100); only those are kept",
+    )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="minibert", description="Sentence embeddings from a NumPy BERT.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -379,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--top-k", type=int, default=5)
     search.add_argument("--batch-size", type=int, default=32)
     search.add_argument("--embeddings", metavar="DIR", help=EMBEDDINGS_HELP)
+    add_rerank_arguments(search)
     search.add_argument("queries", nargs="+", metavar="QUERY")
     add_device_arguments(search)
     search.set_defaults(run=cmd_search)
@@ -393,8 +441,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--output", help="also write the metrics (full precision) to this JSON file")
     evaluation.add_argument("--batch-size", type=int, default=32)
     evaluation.add_argument("--embeddings", metavar="DIR", help=EMBEDDINGS_HELP)
+    add_rerank_arguments(evaluation)
     add_device_arguments(evaluation)
     evaluation.set_defaults(run=cmd_eval)
+
+    reranking = sub.add_parser(
+        "rerank", help="score a file's passages for a query with a cross-encoder, best first",
+        description="Score every passage of FILE (plain text: a passage per line, .tsv id<TAB>text, or .jsonl) for "
+        "QUERY with a cross-encoder (query and passage read together), and print them best first.",
+    )  # fmt: skip
+    reranking.add_argument(
+        "--model", default=CROSS_ENCODER_DEFAULT, help=f"a cross-encoder, directory or hub id ({CROSS_ENCODER_DEFAULT})"
+    )
+    reranking.add_argument("--query", required=True, help="the query")
+    reranking.add_argument("--input", required=True, metavar="FILE", help="the passages")
+    reranking.add_argument("--top-k", type=int, help="print only the best K (default all)")
+    reranking.add_argument("--batch-size", type=int, default=32)
+    add_device_arguments(reranking)
+    reranking.set_defaults(run=cmd_rerank)
 
     embed = with_model(
         sub.add_parser(
@@ -464,7 +528,7 @@ def _os_error(exc: OSError) -> str:
 
 # The integer options that count something, on whichever command has them: each a positive integer, checked before
 # any work (a model loaded, a corpus embedded) so that a bad value is refused at once. serve and bench check theirs.
-COUNT_OPTIONS = ("batch_size", "top_k", "shard_size", "actors", "threads_per_actor")
+COUNT_OPTIONS = ("batch_size", "top_k", "rerank_top", "shard_size", "actors", "threads_per_actor")
 
 
 def check_counts(args: argparse.Namespace) -> None:
