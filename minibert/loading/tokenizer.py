@@ -32,9 +32,13 @@ cut to the rest; else the shorter is cut to ⌊M/2⌋ and the longer to ⌈M/2�
 M = 0 empties both parts; a max_length below the special-token count cuts nothing, so the pair comes out longer
 than max_length — transformers' output too (followed here; a caller can refuse max_length below
 :attr:`BatchTokenizer.pair_special_tokens`).
-Cost: ``tokenizers`` also builds every overflow window of a cut pair — the product of the two parts' windows when
-both are cut — so a pair of two long texts with a small max_length takes time and memory that grow with the
-product of their lengths, in transformers as here.
+Where it differs, in cost only: ``tokenizers`` (and so transformers) builds every overflow window of a cut pair —
+the product of the two parts' windows when both are cut — so two long texts take time and memory that grow with
+the product of their lengths (two 40,000-word texts at max_length 512: 43 s and 12 GB). When both texts of a pair
+are long (more than 8 characters per max_length token), each is tokenized alone, the tokens longest_first keeps
+(:func:`longest_first`) are found from the two lengths, and the pair is encoded from the texts cut after those
+tokens, which then need no truncation; the result is checked to be those tokens, and a pair that is not (a text
+that tokenizes differently when cut) is encoded whole. Time and memory are then linear in the texts.
 """
 
 from __future__ import annotations
@@ -188,6 +192,25 @@ def _truncation_side(side: object, model_dir: Path) -> str:
     )
 
 
+def longest_first(n_query: int, n_document: int, room: int) -> tuple[int, int]:
+    """The tokens `tokenizers`' longest_first truncation keeps of a pair's two parts (`room`: max_length less the
+    special tokens): both when they fit; else the shorter whole if it needs at most half, the longer the rest; else
+    ⌊room/2⌋ and ⌈room/2⌉, the longer (on a tie the document) getting the extra one."""
+    if n_query + n_document <= room:
+        return n_query, n_document
+    short, long_ = sorted((n_query, n_document))
+    long_ = short if short > room else max(short, room - short)
+    if short + long_ > room:
+        short, long_ = room // 2, room // 2 + room % 2
+    return (long_, short) if n_query > n_document else (short, long_)
+
+
+def _parts(encoding: Encoding) -> tuple[list[int], list[int]]:
+    """A pair encoding's query and document ids, its special tokens left out."""
+    pieces = list(zip(encoding.ids, encoding.sequence_ids, strict=True))
+    return [i for i, part in pieces if part == 0], [i for i, part in pieces if part == 1]
+
+
 @dataclass(frozen=True)
 class PairTokens:
     """Pairs tokenized together (:meth:`BatchTokenizer.pair_tokens`), one entry per pair. B = pairs."""
@@ -198,6 +221,7 @@ class PairTokens:
 
 
 _PAIR_TOKENIZERS_KEPT = 8  # pair tokenizers kept, one per max_length asked for (the oldest dropped first)
+_PAIR_LONG_FACTOR = 8  # pair texts both longer than this many characters per max_length token are cut before pairing
 _LONG_TEXT_FACTOR = 16  # texts longer than this many characters per max_seq_length token take the prefix path
 _CHUNK_FACTOR = 4  # prefix chunks of about this many characters per max_seq_length token
 
@@ -241,6 +265,7 @@ class BatchTokenizer:
         self._truncation_side = tokenizer_config.get("truncation_side", "right")  # checked when pairs ask for it
         self._pair_tokenizers: dict[int, Tokenizer] = {}
         self._pair_lock = threading.Lock()
+        self._untruncated: Tokenizer | None = None  # made on first use (:meth:`_whole_texts`)
         self.pair_special_tokens = tokenizer.num_special_tokens_to_add(True)  # 3 for [CLS] q [SEP] d [SEP]
 
     def _encode_long(self, text: str) -> Encoding:
@@ -322,7 +347,38 @@ class BatchTokenizer:
             raise InputError(f"pairs need one document per query: {len(queries)} queries, {len(documents)} documents")
         max_length = self.max_seq_length if max_length is None else positive_int("max_length", max_length)
         pairs = list(zip(queries, documents, strict=True))
-        return pairs, self._pair_tokenizer(max_length).encode_batch(pairs, add_special_tokens=True), max_length
+        tokenizer = self._pair_tokenizer(max_length)
+        bounded = [self._bounded(pair, max_length) for pair in pairs]
+        encodings = tokenizer.encode_batch([texts for texts, _ in bounded], add_special_tokens=True)
+        for row, (_, kept) in enumerate(bounded):  # a shortened pair must give exactly the ids the whole one gives
+            if kept is not None and _parts(encodings[row]) != kept:
+                encodings[row] = tokenizer.encode(*pairs[row], add_special_tokens=True)
+        return pairs, encodings, max_length
+
+    def _bounded(self, pair: tuple[str, str], max_length: int) -> tuple[tuple[str, str], tuple[list, list] | None]:
+        """`pair` as it is, or — when both texts are long — each cut to the prefix holding the tokens longest_first
+        keeps of it, with those tokens (to check against). Tokenizing both texts whole first costs their length; the
+        pair encoder given the whole texts would build every combination of their overflow windows (their lengths'
+        product)."""
+        query, document = pair
+        limit = _PAIR_LONG_FACTOR * max_length
+        room = max_length - self.pair_special_tokens  # below 0 transformers cuts nothing: the pair is encoded whole
+        if len(query) <= limit or len(document) <= limit or self._truncation_side != "right" or room < 0:
+            return pair, None
+        whole = self._whole_texts().encode_batch([query, document], add_special_tokens=False)
+        keep = longest_first(len(whole[0].ids), len(whole[1].ids), room)
+        cut = tuple(text[: e.offsets[k - 1][1]] if k else "" for text, e, k in zip(pair, whole, keep, strict=True))
+        return cut, (whole[0].ids[: keep[0]], whole[1].ids[: keep[1]])
+
+    def _whole_texts(self) -> Tokenizer:
+        """A copy of the tokenizer that neither truncates nor pads: each text's every token."""
+        with self._pair_lock:
+            if self._untruncated is None:
+                tokenizer = Tokenizer.from_str(self._tokenizer.to_str())
+                tokenizer.no_truncation()
+                tokenizer.no_padding()
+                self._untruncated = tokenizer
+            return self._untruncated
 
     def _cut(self, pairs: list[tuple[str, str]], encodings: list[Encoding], max_length: int) -> list[bool]:
         """Which pairs lost tokens. A cut pair comes out exactly max_length long; such a pair was cut when its two

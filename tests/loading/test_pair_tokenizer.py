@@ -388,3 +388,67 @@ def test_threads_share_one_tokenizer_across_max_lengths(tokenizers):
         results = list(pool.map(lambda n: ours.pair_tokens(queries, documents, n), max_lengths))
     for n, result in zip(max_lengths, results, strict=True):
         assert result == alone[n], f"max_length {n} differs under threads"
+
+
+# ------------------------------------------------------------------------------ two long texts in one pair
+
+
+def _long_pairs(n: int, seed: int) -> tuple[list[str], list[str]]:
+    """Pairs of two texts far past the shortcut's length (about 8 characters per max_length token), each made of
+    words, accents, CJK, a word past max_input_chars_per_word, special-token strings and whitespace runs."""
+    rng = np.random.default_rng(seed)
+    words = ["the", "seasons", "tilt", "unaffable", "playing", "Ünïcödé", "中文", "naïve", "café", "x" * 120,
+             "[SEP]", " \t ", "e\u0301", "🌍", _unicode_soup(20, seed)]  # fmt: skip
+    texts = [" ".join(rng.choice(words, size=int(rng.integers(40, 400)))) for _ in range(2 * n)]
+    return texts[0::2], texts[1::2]
+
+
+@pytest.mark.parametrize("kind", ["bert-real", "mpnet", "distilbert"])
+@pytest.mark.parametrize("max_length", [9, 16, 17, 33, 64])
+def test_two_long_texts_are_cut_before_pairing_and_equal_transformers(tokenizers, kind, max_length):
+    """Both texts long: each is cut to the prefix of the tokens longest_first keeps before the pair is encoded
+    (the whole pair would make tokenizers build every combination of the two texts' overflow windows: 40,000-word
+    texts took 43 s and 12 GB here). The result must be transformers' exactly."""
+    ours, hf = tokenizers(kind)
+    queries, documents = _long_pairs(12, seed=max_length)
+    assert min(map(len, queries + documents)) > 8 * max_length  # the shortcut's condition
+    assert_same_pairs(ours.pair_tokens(queries, documents, max_length),
+                      transformers_pairs(hf, queries, documents, max_length), queries, documents, kind)  # fmt: skip
+
+
+_PEAK_RSS = """
+import re, sys
+from minibert.loading.config import load_config
+from minibert.loading.tokenizer import BatchTokenizer
+words = "the seasons come from the tilt of earth axis relative to its orbit".split()
+text = " ".join(words[i % len(words)] for i in range(int(sys.argv[2])))
+BatchTokenizer(load_config(sys.argv[1])).pair_tokens([text], [text[::-1]], 512)
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read())[1]) // 1024)  # this process's peak
+"""
+
+
+def test_a_pair_of_two_long_texts_costs_memory_linear_in_them(tokenizer_dir):
+    """20,000 words on each side, max_length 512: before the texts were cut before pairing, the pair encoder's
+    overflow windows took 3 GB here (and 12 GB at 40,000 words); cut, the process peaks near 100 MB."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(tokenizer_dir("bert-real")), "20000"],
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) < 600, f"peak RSS {done.stdout.strip()} MB"
+
+
+@pytest.mark.parametrize("room", [0, 1, 2, 7, 8, 33])
+def test_longest_first_keeps_what_tokenizers_keeps(tokenizers, room):
+    """Against the tokenizers library itself: 'a' repeated n_query times with 'b' repeated n_document times, one
+    token each, counted after its own longest_first truncation to room + the special tokens."""
+    from minibert.loading.tokenizer import longest_first
+
+    ours, hf = tokenizers("bert-real")
+    sizes = [(n, m) for n in range(room + 4) for m in range(room + 4)]
+    out = hf([" a" * n for n, _ in sizes], [" b" * m for _, m in sizes], truncation="longest_first",
+             max_length=room + ours.pair_special_tokens)  # fmt: skip
+    a, b = hf.convert_tokens_to_ids(["a", "b"])
+    for (n, m), ids in zip(sizes, out["input_ids"], strict=True):
+        assert longest_first(n, m, room) == (ids.count(a), ids.count(b)), (n, m, room)
