@@ -502,9 +502,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser(
         "serve",
-        help="an OpenAI- and TEI-compatible embedding server (pip install 'minibert[serve]')",
-        description="Serve embeddings over HTTP: POST /v1/embeddings (OpenAI), POST /embed (TEI), GET /info, "
-        "/health, /metrics, with dynamic batching across requests. README 'Serving' has the limits and statuses.",
+        help="an OpenAI-, TEI- and Cohere-compatible embedding and rerank server (pip install 'minibert[serve]')",
+        description="Serve embeddings and reranking over HTTP: POST /v1/embeddings (OpenAI), POST /embed (TEI), "
+        "POST /rerank (TEI), POST /v1/rerank (Cohere / Jina), GET /info, /health, /metrics, /openapi.json, /docs, "
+        "with dynamic batching across requests. README 'Serving' has the limits and statuses.",
     )
     add_serve_arguments(serve)
     add_device_arguments(serve)

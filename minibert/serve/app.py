@@ -1,8 +1,11 @@
 """The ASGI application (Starlette): routes, limits, authentication, metrics and the request log.
 
-Routes: those of :data:`minibert.serve.openapi.ENDPOINTS` — ``POST /v1/embeddings`` (OpenAI), ``GET /v1/models``
-(OpenAI's list), ``POST /embed`` (TEI), ``GET /info``, ``GET /health`` (503 until the models are loaded),
-``GET /metrics`` (Prometheus text format) — and ``GET /openapi.json`` and ``GET /docs``, the contract. Every route but
+Routes: those of :data:`minibert.serve.openapi.ENDPOINTS` — ``POST /v1/embeddings`` (OpenAI), ``POST /v1/rerank``
+(Cohere's and Jina's), ``GET /v1/models`` (OpenAI's list, both kinds of model), ``POST /embed`` and ``POST /rerank``
+(TEI), ``GET /info``, ``GET /health`` (503 until the models are loaded), ``GET /metrics`` (Prometheus text format)
+— and ``GET /openapi.json`` and ``GET /docs``, the contract. The embedding routes answer with embedding models, the
+rerank routes with rerankers (cross-encoders); a route asked of the other kind is a 404 (``/v1/``, naming the
+model's kind) or a 400 (TEI's routes, which take the first model of their kind, when none is served). Every route but
 ``/health`` and the contract needs ``Authorization: Bearer KEY`` when the server has an API key (compared in
 constant time).
 
@@ -15,7 +18,7 @@ are answered 503 in their API's shape. Each request is logged once at INFO: meth
 milliseconds.
 
 The models load in a worker thread after the server starts listening, so ``/health`` answers 503 meanwhile;
-embedding requests get 503 too. If a model cannot be loaded the server stops with status 1.
+embedding and rerank requests get 503 too. If a model cannot be loaded the server stops with status 1.
 """
 
 from __future__ import annotations
@@ -41,9 +44,23 @@ from ..errors import InputError
 from ..version import __version__
 from .batcher import Batcher, ClientGone, Job
 from .metrics import CONTENT_TYPE, Metrics
-from .openapi import ENDPOINTS, Limits, docs_page, openapi_document
-from .protocol import OPENAI, TEI, ApiError, EmbedRequest, check_dimensions, openai_response, parse_openai, parse_tei
-from .served import ServedModel, ServedModels
+from .openapi import ENDPOINTS, EmbeddingLimits, Limits, docs_page, openapi_document
+from .protocol import (
+    OPENAI,
+    TEI,
+    ApiError,
+    EmbedRequest,
+    RerankRequest,
+    check_dimensions,
+    cohere_rerank_response,
+    openai_response,
+    parse_cohere_rerank,
+    parse_openai,
+    parse_tei,
+    parse_tei_rerank,
+    tei_rerank_response,
+)
+from .served import ModelRequest, ServedEmbedder, ServedModel, ServedModels, ServedReranker
 from .settings import Settings
 
 logger = logging.getLogger("minibert.serve")
@@ -143,8 +160,11 @@ class Server:
         if not self.models.ready:
             raise ApiError(503, "the models are still loading; retry in a moment", retry_after=1)
 
-    async def _embed(self, request: Request, served: ServedModel, req: EmbedRequest) -> tuple[np.ndarray, int]:
-        """The request's embeddings [n, d'] as it asked for them, and its token count."""
+    async def _forward(
+        self, request: Request, served: ServedModel[ModelRequest], req: ModelRequest
+    ) -> tuple[np.ndarray, int]:
+        """The request's rows [n, w] from the batcher — embeddings before Normalize, or a reranker's logits — and its
+        token count; 429 past --max-concurrent-requests."""
         if self.in_flight >= self.settings.max_concurrent_requests:
             raise ApiError(
                 429,
@@ -154,58 +174,80 @@ class Server:
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
-            prepared = await asyncio.to_thread(served.prepare, req)  # tokenizing a large request: off the loop
-            rows = await self.batcher.submit(Job(served, prepared, request.is_disconnected))  # [n, d]
+            inputs = await asyncio.to_thread(served.prepare, req)  # tokenizing a large request: off the loop
+            rows = await self.batcher.submit(Job(served, inputs, request.is_disconnected))  # [n, w]
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
-        unit = served.model.config.normalize if req.normalize is None else req.normalize
-        return served.model.finish(rows, dimensions=req.dimensions, normalize=unit), prepared.tokens
+        return rows, inputs.tokens
+
+    async def _embed(self, request: Request, served: ServedEmbedder, req: EmbedRequest) -> tuple[np.ndarray, int]:
+        """The request's embeddings [n, d'] as it asked for them, and its token count."""
+        check_dimensions(req, served.dimension)
+        rows, tokens = await self._forward(request, served, req)
+        unit = served.normalized if req.normalize is None else req.normalize
+        return served.model.finish(rows, dimensions=req.dimensions, normalize=unit), tokens
+
+    async def _rerank(self, request: Request, served: ServedReranker, req: RerankRequest) -> tuple[np.ndarray, int]:
+        """The documents' scores [n] as the request asked for them, and its token count."""
+        logits, tokens = await self._forward(request, served, req)
+        return served.scores(logits, req.activation), tokens
 
     # ------------------------------------------------------------------------------------------ routes
 
     async def openai_embeddings(self, request: Request) -> Outcome:
         self._ready()
         req = parse_openai(await self._json_body(request), self.settings.max_client_batch_size)
-        served = self.models.find(req.model)
-        check_dimensions(req, served.dimension)
+        served = self.models.find(req.model, ServedEmbedder)
         rows, tokens = await self._embed(request, served, req)
         body = openai_response(rows, req.encoding_format, req.model, tokens)
         return Outcome(JSONResponse(body), req.count, tokens)
 
+    async def openai_rerank(self, request: Request) -> Outcome:
+        self._ready()
+        req = parse_cohere_rerank(await self._json_body(request), self.settings.max_client_rerank_documents)
+        served = self.models.find(req.model, ServedReranker)
+        scores, tokens = await self._rerank(request, served, req)
+        return Outcome(JSONResponse(cohere_rerank_response(scores, req, req.model, tokens)), req.count, tokens)
+
     async def openai_models(self, request: Request) -> Outcome:
         self._ready()
-        data = [{"id": m.name, "object": "model", "owned_by": "minibert"} for m in self.models.models]
+        data = [{"id": m.name, "object": "model", "owned_by": "minibert", "kind": m.kind} for m in self.models.models]
         return Outcome(JSONResponse({"object": "list", "data": data}))
 
     async def tei_embed(self, request: Request) -> Outcome:
         self._ready()
         req = parse_tei(await self._json_body(request), self.settings.max_client_batch_size)
-        served = self.models.find(None)
-        check_dimensions(req, served.dimension)
+        served = self.models.find(None, ServedEmbedder)
         rows, tokens = await self._embed(request, served, req)
         return Outcome(JSONResponse(rows.tolist()), req.count, tokens)
 
+    async def tei_rerank(self, request: Request) -> Outcome:
+        self._ready()
+        req = parse_tei_rerank(await self._json_body(request), self.settings.max_client_rerank_documents)
+        served = self.models.find(None, ServedReranker)
+        scores, tokens = await self._rerank(request, served, req)
+        return Outcome(JSONResponse(tei_rerank_response(scores, req)), req.count, tokens)
+
     async def info(self, request: Request) -> Outcome:
+        """TEI's /info, of the first model served (TEI serves one); ``models`` has every model and its kind."""
         self._ready()
         first = self.models.models[0]
-        config = first.model.config
         settings = self.settings
         body = {
             "model_id": first.name,
             "model_dtype": first.model.dtype,
-            "model_type": {"embedding": {"pooling": "+".join(config.pooling_modes)}},
+            "model_type": first.model_type,
             "dimensions": first.dimension,
-            "normalized": config.normalize,
-            "max_input_length": config.max_seq_length,
+            "normalized": first.normalized,
+            "max_input_length": first.max_input_length,
             "max_batch_tokens": settings.max_batch_tokens,
             "max_client_batch_size": settings.max_client_batch_size,
+            "max_client_rerank_documents": settings.max_client_rerank_documents,
             "max_concurrent_requests": settings.max_concurrent_requests,
             "payload_limit": settings.payload_limit,
             "auto_truncate": True,
-            "models": [
-                {"name": m.name, "aliases": list(m.names), "dimensions": m.dimension} for m in self.models.models
-            ],
+            "models": [m.describe() for m in self.models.models],
             "version": __version__,
         }
         return Outcome(JSONResponse(body))
@@ -223,13 +265,20 @@ class Server:
         if not self.models.ready:
             return openapi_document(__version__, keyed)
         if self._contract is None:
-            served, first = self.models.models, self.models.models[0]
+            embedders, embedding = self.models.embedders, None
+            if embedders:
+                first = embedders[0]
+                embedding = EmbeddingLimits(
+                    model_names=[name for model in embedders for name in model.names],
+                    prompt_names=list(first.model.prompts),
+                    widths=(max(model.dimension for model in embedders), first.dimension),
+                    vocabularies=(max(m.model.config.vocab_size for m in embedders), first.model.config.vocab_size),
+                )
             limits = Limits(
-                model_names=[name for model in served for name in model.names],
-                prompt_names=list(first.model.prompts),
                 max_inputs=self.settings.max_client_batch_size,
-                widths=(max(model.dimension for model in served), first.dimension),
-                vocabularies=(max(m.model.config.vocab_size for m in served), first.model.config.vocab_size),
+                max_documents=self.settings.max_client_rerank_documents,
+                embedding=embedding,
+                reranker_names=[name for model in self.models.rerankers for name in model.names],
             )
             self._contract = openapi_document(__version__, keyed, limits)
         return self._contract
@@ -238,8 +287,10 @@ class Server:
         """The handler of each path of ENDPOINTS."""
         return {
             "/v1/embeddings": self.openai_embeddings,
+            "/v1/rerank": self.openai_rerank,
             "/v1/models": self.openai_models,
             "/embed": self.tei_embed,
+            "/rerank": self.tei_rerank,
             "/info": self.info,
             "/health": self.health,
             "/metrics": self.prometheus,

@@ -6,9 +6,14 @@ tokens: the batch is packed, so padding costs nothing), sorts them by length and
 loop (a worker thread; the NumPy forward uses every core). Each request waits for its own rows, which come back
 in its own order. A request may span several batches, and a batch several requests.
 
-The batch runs the facade's embed stage without Normalize (Dense modules included); each request then runs its
-finish stage on its own rows — its ``dimensions``, then its normalization (TEI's ``normalize``, default: the model
-directory's) — the same stages, in the same order, as ``SentenceTransformer.encode``.
+A job is one request's sequences for one model, of either kind (:class:`~minibert.serve.served.ServedModel`): an
+embedding model's texts, or a reranker's query-document pairs with their token types. A batch holds one model's
+sequences only (a job of another model waits for a later batch), packed and run by that model's ``pack`` and
+``forward``: for an embedding model the facade's embed stage without Normalize (Dense modules included), after
+which each request runs its finish stage on its own rows — its ``dimensions``, then its normalization (TEI's
+``normalize``, default: the model directory's) — the same stages, in the same order, as
+``SentenceTransformer.encode``; for a reranker ``CrossEncoder.logits``, after which each request applies its
+activation (``CrossEncoder.scores``), as ``CrossEncoder.predict`` does.
 
 A request whose client has gone away (``is_disconnected``) when its first input reaches the front is dropped
 before any of it is computed.
@@ -23,9 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model import Prepared
 from .metrics import Metrics
-from .served import ServedModel
+from .served import Sequences, ServedModel
 
 
 class ClientGone(Exception):
@@ -37,16 +41,16 @@ class Job:
     """One request's inputs for one model, and where their rows go."""
 
     served: ServedModel
-    prepared: Prepared  # the inputs' token ids, special tokens included
+    inputs: Sequences  # the inputs' token ids, special tokens included (and a reranker's token types)
     is_disconnected: Callable[[], Awaitable[bool]]
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     scheduled: int = 0  # inputs handed to a batch so far
     finished: int = 0  # inputs whose rows are in `rows`
-    rows: np.ndarray | None = None  # [n, d], before Normalize
+    rows: np.ndarray | None = None  # [n, w]: embeddings before Normalize, or a reranker's logits
 
     @property
     def sequences(self) -> list[list[int]]:
-        return self.prepared.token_ids
+        return self.inputs.token_ids
 
 
 class Batcher:
@@ -59,7 +63,7 @@ class Batcher:
         self._wakeup = asyncio.Event()
 
     def submit(self, job: Job) -> asyncio.Future:
-        """Queue `job`; the future gets its rows [n, d] (before Normalize)."""
+        """Queue `job`; the future gets its rows [n, w] (embeddings before Normalize, or logits)."""
         self._queue.append(job)
         self.metrics.queue_depth.inc(len(job.sequences))
         self._wakeup.set()
@@ -125,11 +129,13 @@ class Batcher:
     async def _compute(self, taken: list[tuple[Job, int]]) -> None:
         served = taken[0][0].served
         taken.sort(key=lambda item: len(item[0].sequences[item[1]]), reverse=True)  # by length, as encode() does
-        batch = served.model.pack([job.sequences[i] for job, i in taken])
+        typed = taken[0][0].inputs.token_types is not None  # a reranker's pairs (one model: all jobs alike)
+        types = [job.inputs.token_types[i] for job, i in taken] if typed else None
+        batch = served.pack([job.sequences[i] for job, i in taken], types)
         self.metrics.batch_size.observe(len(taken))
         self.metrics.batch_tokens.observe(len(batch.input_ids))
         try:
-            rows = await asyncio.to_thread(served.model.embed, batch, False)  # [B, d], before Normalize
+            rows = await asyncio.to_thread(served.forward, batch)  # [B, w]
         except Exception as exc:  # a bug or a resource failure: every request in the batch gets it, not a hang
             for job in {job for job, _ in taken}:
                 if not job.future.done():

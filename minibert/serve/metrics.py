@@ -30,8 +30,10 @@ class Metrics:
             "minibert_batch_tokens", "Tokens per forward batch", buckets=_TOKEN_BUCKETS, registry=r
         )
         self.queue_depth = Gauge("minibert_queue_depth", "Inputs waiting for a batch", registry=r)
-        self.in_flight = Gauge("minibert_requests_in_flight", "Embedding requests being served", registry=r)
-        self.tokens = Counter("minibert_tokens_embedded", "Tokens embedded", ["model"], registry=r)
+        self.in_flight = Gauge("minibert_requests_in_flight", "Embedding and rerank requests being served", registry=r)
+        self.tokens = Counter(
+            "minibert_tokens_embedded", "Tokens run through each model (embedded or reranked)", ["model"], registry=r
+        )
         self.dropped = Counter(
             "minibert_requests_dropped", "Requests whose client went away before they were computed", registry=r
         )

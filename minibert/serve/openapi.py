@@ -18,6 +18,8 @@ from pydantic.json_schema import models_json_schema
 
 from .protocol import OPENAI, STATUSES, TEI
 from .schema import (
+    CohereRerankRequest,
+    CohereRerankResponse,
     Health,
     Info,
     ModelList,
@@ -27,6 +29,8 @@ from .schema import (
     TeiEmbedRequest,
     TeiEmbedResponse,
     TeiError,
+    TeiRerankRequest,
+    TeiRerankResponse,
 )
 
 REFS = "#/components/schemas/{model}"
@@ -50,10 +54,16 @@ class Endpoint:
 ENDPOINTS = (
     Endpoint("/v1/embeddings", "POST", OPENAI, "Embeddings, as OpenAI's API", OpenAIEmbeddingResponse,
              OpenAIEmbeddingRequest, (400, 404, 413, 422, 429, 503)),
-    Endpoint("/v1/models", "GET", OPENAI, "The served models, as OpenAI's list", ModelList, errors=(503,)),
+    Endpoint("/v1/rerank", "POST", OPENAI, "Reranking, as Cohere's (v1) and Jina's rerank API", CohereRerankResponse,
+             CohereRerankRequest, (400, 404, 413, 422, 429, 503)),
+    Endpoint("/v1/models", "GET", OPENAI, "The served models of both kinds, as OpenAI's list", ModelList,
+             errors=(503,)),
     Endpoint("/embed", "POST", TEI, "Embeddings, as text-embeddings-inference's API", TeiEmbedResponse,
              TeiEmbedRequest, (400, 413, 422, 429, 503)),
-    Endpoint("/info", "GET", TEI, "The first model and the server's limits", Info, errors=(503,)),
+    Endpoint("/rerank", "POST", TEI, "Reranking, as text-embeddings-inference's API", TeiRerankResponse,
+             TeiRerankRequest, (400, 413, 422, 429, 503)),
+    Endpoint("/info", "GET", TEI, "The first model, every model's kind, and the server's limits", Info,
+             errors=(503,)),
     Endpoint("/health", "GET", TEI, "200 once the models are loaded", Health, errors=(503,), authorized=False),
     Endpoint("/metrics", "GET", TEI, "Prometheus metrics", None),
 )  # fmt: skip
@@ -81,14 +91,24 @@ def _operation(endpoint: Endpoint, keyed: bool) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """What this server takes, beyond the request models' types: the request schemas are narrowed to these."""
+class EmbeddingLimits:
+    """What the served embedding models take."""
 
-    model_names: list[str]  # every name a served model answers to
-    prompt_names: list[str]  # the first model's (TEI's) prompts
+    model_names: list[str]  # every name a served embedding model answers to
+    prompt_names: list[str]  # the first embedding model's (TEI's) prompts
+    widths: tuple[int, int]  # the largest `dimensions`: the widest embedding model's (OpenAI), the first one's (TEI)
+    vocabularies: tuple[int, int]  # token ids below: the largest vocabulary (OpenAI), the first model's (TEI)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What this server takes, beyond the request models' types: the request schemas are narrowed to these. A kind
+    of model that is not served leaves its routes' schemas as they are (every request to them is refused: 400 / 404)."""
+
     max_inputs: int  # --max-client-batch-size
-    widths: tuple[int, int]  # the largest `dimensions`: the widest served model's (OpenAI), the first model's (TEI)
-    vocabularies: tuple[int, int]  # token ids below: the largest served vocabulary (OpenAI), the first model's (TEI)
+    max_documents: int  # --max-client-rerank-documents
+    embedding: EmbeddingLimits | None  # None: no embedding model is served
+    reranker_names: list[str]  # every name a served reranker answers to (none: no reranker is served)
 
 
 def _narrow_inputs(inputs: dict[str, Any], max_inputs: int, vocabulary: int) -> None:
@@ -97,19 +117,31 @@ def _narrow_inputs(inputs: dict[str, Any], max_inputs: int, vocabulary: int) -> 
     token_ids["items"]["maximum"] = token_id_lists["items"]["items"]["maximum"] = vocabulary - 1
 
 
-def _narrow(schemas: dict[str, Any], limits: Limits) -> None:
-    """The request schemas narrowed to this server: OpenAI's ``model`` to the served names, TEI's ``prompt_name`` to
-    the first model's prompts (none: only null), the input lists and ``dimensions`` to the server's limits."""
+def _narrow_embedding(schemas: dict[str, Any], limits: EmbeddingLimits, max_inputs: int) -> None:
+    """The embedding requests narrowed: OpenAI's ``model`` to the embedding models' names, TEI's ``prompt_name`` to the
+    first model's prompts (none: only null), the input lists and ``dimensions`` to the server's limits."""
     for name, width, vocabulary in zip(("OpenAIEmbeddingRequest", "TeiEmbedRequest"), limits.widths,
                                        limits.vocabularies, strict=True):  # fmt: skip
         properties = schemas[name]["properties"]
         properties["dimensions"]["anyOf"][0]["maximum"] = width
-        _narrow_inputs(properties["input" if name.startswith("OpenAI") else "inputs"], limits.max_inputs, vocabulary)
+        _narrow_inputs(properties["input" if name.startswith("OpenAI") else "inputs"], max_inputs, vocabulary)
     schemas["OpenAIEmbeddingRequest"]["properties"]["model"]["enum"] = limits.model_names
     prompt_name = schemas["TeiEmbedRequest"]["properties"]["prompt_name"]
     prompt_name["anyOf"] = [{"type": "string", "enum": limits.prompt_names}] * bool(limits.prompt_names) + [
         {"type": "null"}
     ]
+
+
+def _narrow(schemas: dict[str, Any], limits: Limits) -> None:
+    """The request schemas narrowed to this server: the embedding requests (:func:`_narrow_embedding`), the rerank
+    requests' document lists to --max-client-rerank-documents and Cohere's ``model`` to the rerankers' names."""
+    if limits.embedding is not None:
+        _narrow_embedding(schemas, limits.embedding, limits.max_inputs)
+    schemas["TeiRerankRequest"]["properties"]["texts"]["maxItems"] = limits.max_documents
+    cohere = schemas["CohereRerankRequest"]["properties"]
+    cohere["documents"]["maxItems"] = limits.max_documents
+    if limits.reranker_names:
+        cohere["model"]["enum"] = limits.reranker_names
 
 
 def openapi_document(version: str, keyed: bool, limits: Limits | None = None) -> dict[str, Any]:
@@ -126,7 +158,11 @@ def openapi_document(version: str, keyed: bool, limits: Limits | None = None) ->
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, keyed)
     document = {
         "openapi": "3.1.0",
-        "info": {"title": "minibert", "version": version, "description": "Sentence embeddings (OpenAI and TEI APIs)"},
+        "info": {
+            "title": "minibert",
+            "version": version,
+            "description": "Sentence embeddings (OpenAI and TEI APIs) and reranking (Cohere / Jina and TEI APIs)",
+        },
         "paths": paths,
         "components": {"schemas": schemas.get("$defs", {})},
     }

@@ -43,7 +43,8 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def run(args: argparse.Namespace, model_options: Mapping[str, Any]) -> int:
     """Serve until SIGTERM / SIGINT; the exit status (1 when a model could not be loaded). `model_options`: the
-    keyword arguments every served SentenceTransformer is made with (device, dtype, backend, threads)."""
+    keyword arguments every served SentenceTransformer or CrossEncoder is made with (device, dtype, backend,
+    threads)."""
     try:
         import uvicorn
     except ImportError as exc:

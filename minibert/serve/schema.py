@@ -3,9 +3,11 @@ document (:mod:`minibert.serve.openapi`) is generated from them, so what is publ
 
 Requests are validated strictly (JSON's types as they are: ``true`` is not an integer, ``"8"`` is not a number,
 ``8.0`` is the integer 8);
-fields the models do not name are ignored, as both APIs do. ``input`` / ``inputs`` is one of four shapes, chosen
+fields the models do not name are ignored, as the APIs do. ``input`` / ``inputs`` is one of four shapes, chosen
 by the value itself (:func:`input_kind`), so an error names the element that is wrong, e.g. ``input[2]`` in
-``[101, 2054, true]``. The response models describe what the routes send; the server builds those bodies directly
+``[101, 2054, true]``; so is each of Cohere's ``documents`` (a string or an object with a ``text`` string:
+:func:`document_kind`), e.g. ``documents[2].text``.
+The response models describe what the routes send; the server builds those bodies directly
 (the fuzz test in CI checks them against these models).
 """
 
@@ -26,7 +28,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-TEXT, TEXTS, TOKEN_IDS, TOKEN_ID_LISTS = "text", "texts", "token ids", "token id lists"
+# The tags of the unions' shapes, as they appear in validation errors' locations. Each holds a space, so none is ever
+# a field's name (such as "texts" or "text"): error messages drop them (UNION_TAGS) and keep every field.
+TEXT, TEXTS, TOKEN_IDS, TOKEN_ID_LISTS = "one text", "list of texts", "token ids", "token id lists"
+DOCUMENT_TEXT, DOCUMENT_OBJECT = "document text", "document object"  # the shapes of one of Cohere's documents
+UNION_TAGS = (TEXT, TEXTS, TOKEN_IDS, TOKEN_ID_LISTS, DOCUMENT_TEXT, DOCUMENT_OBJECT)
 
 INPUT_SHAPES = "a string, a list of strings, a list of token ids or a list of lists of token ids"
 
@@ -114,15 +120,114 @@ class TeiEmbedRequest(_Request):
         return prompt_name
 
 
-class Embedding(BaseModel):
-    object: Literal["embedding"]
-    embedding: list[float] | str = Field(description="floats, or base64 with encoding_format base64")
-    index: int
+# ------------------------------------------------------------------------------------------ reranking
+
+QUERY_HELP = "the query the documents are scored against (an empty one is scored too)"
+
+
+def document_kind(value: Any) -> str | None:
+    """Which of a document's two shapes `value` is meant to be: a string, or an object with a text (None: neither)."""
+    if isinstance(value, str):
+        return DOCUMENT_TEXT
+    return DOCUMENT_OBJECT if isinstance(value, dict) else None
+
+
+class RerankDocument(_Request):
+    """One of Cohere's documents given as an object: its ``text`` is ranked, its other fields are ignored."""
+
+    text: str = Field(description="the document's text")
+
+
+Document = Annotated[
+    Annotated[str, Tag(DOCUMENT_TEXT)] | Annotated[RerankDocument, Tag(DOCUMENT_OBJECT)],
+    Discriminator(
+        document_kind,
+        custom_error_type="document_shape",
+        custom_error_message='Input should be a string or an object {"text": string}',
+    ),
+]
+TopN = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
+
+
+class TeiRerankRequest(_Request):
+    """text-embeddings-inference's ``POST /rerank`` body."""
+
+    query: str = Field(description=QUERY_HELP)
+    texts: list[str] = Field(min_length=1, description="the documents to score against the query")
+    truncate: bool | None = Field(
+        None, description="cut pairs past the model's max length, longest part first (default true)"
+    )
+    raw_scores: bool | None = Field(
+        None, description="the model's logits as they are (default false: their sigmoid, as TEI gives them)"
+    )
+    return_text: bool | None = Field(None, description="put each document's text in its result (default false)")
+
+
+class CohereRerankRequest(_Request):
+    """Cohere's (v1) and Jina's ``POST /v1/rerank`` body."""
+
+    model: str = Field(description="the name of a served reranker (GET /v1/models lists them)")
+    query: str = Field(description=QUERY_HELP)
+    documents: list[Document] = Field(
+        min_length=1, description='the documents to score against the query: strings, or objects {"text": string}'
+    )
+    top_n: TopN | None = Field(None, description="return the best N (default, or more than were sent: all)")
+    return_documents: bool | None = Field(
+        None, description="put each document's text in its result as document.text (default false)"
+    )
+
+
+class TeiRank(BaseModel):
+    index: int = Field(description="the document's position in texts")
+    score: float
+    text: str | None = Field(None, description="with return_text: the document")
+
+
+class TeiRerankResponse(RootModel[list[TeiRank]]):
+    """One result per document, best score first (ties in input order)."""
+
+
+class RerankedDocument(BaseModel):
+    text: str
+
+
+class RerankResult(BaseModel):
+    index: int = Field(description="the document's position in documents")
+    relevance_score: float = Field(description="the model's score, with the model's own activation")
+    document: RerankedDocument | None = Field(None, description="with return_documents: the document")
 
 
 class Usage(BaseModel):
     prompt_tokens: int
     total_tokens: int
+
+
+class RerankTokens(BaseModel):
+    input_tokens: int
+    output_tokens: int
+
+
+class RerankMeta(BaseModel):
+    tokens: RerankTokens
+
+
+class CohereRerankResponse(BaseModel):
+    """Cohere's fields (id, results, meta.tokens) and Jina's (model, usage, results) in one body."""
+
+    id: str
+    results: list[RerankResult] = Field(description="best relevance_score first (ties in input order), top_n of them")
+    model: str
+    usage: Usage
+    meta: RerankMeta
+
+
+# ------------------------------------------------------------------------------------------ the other routes
+
+
+class Embedding(BaseModel):
+    object: Literal["embedding"]
+    embedding: list[float] | str = Field(description="floats, or base64 with encoding_format base64")
+    index: int
 
 
 class OpenAIEmbeddingResponse(BaseModel):
@@ -132,10 +237,14 @@ class OpenAIEmbeddingResponse(BaseModel):
     usage: Usage
 
 
+Kind = Literal["embedding", "reranker"]
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"]
     owned_by: str
+    kind: Kind = Field(description="embedding: POST /v1/embeddings; reranker (a cross-encoder): POST /v1/rerank")
 
 
 class ModelList(BaseModel):
@@ -150,18 +259,25 @@ class TeiEmbedResponse(RootModel[list[list[float]]]):
 class ServedModelInfo(BaseModel):
     name: str
     aliases: list[str]
-    dimensions: int
+    kind: Kind
+    dimensions: int | None = Field(description="the embeddings' width; null for a reranker")
+    max_input_length: int = Field(description="tokens per input (a reranker: per query-document pair)")
 
 
 class Info(BaseModel):
+    """The first model served (as TEI describes its one model) and the server's limits; every model in models."""
+
     model_id: str
     model_dtype: str
-    model_type: dict[str, dict[str, str]]
-    dimensions: int
-    normalized: bool
+    model_type: dict[str, dict[str, str]] = Field(
+        description='{"embedding": {"pooling"}} or {"reranker": {"architecture", "activation_fn"}}'
+    )
+    dimensions: int | None
+    normalized: bool | None
     max_input_length: int
     max_batch_tokens: int
     max_client_batch_size: int
+    max_client_rerank_documents: int
     max_concurrent_requests: int
     payload_limit: int
     auto_truncate: bool

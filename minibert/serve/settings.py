@@ -12,10 +12,12 @@ from ..loading.resolve import SHORT_DEFAULT
 
 @dataclass(frozen=True)
 class Settings:
-    """The server's limits (``minibert serve`` options; defaults as text-embeddings-inference's)."""
+    """The server's limits (``minibert serve`` options; defaults as text-embeddings-inference's, but for the rerank
+    routes' documents: rerankers are given 100 – 1000 candidates, so TEI's 32 would refuse their usual request)."""
 
     max_batch_tokens: int = 16384
     max_client_batch_size: int = 32
+    max_client_rerank_documents: int = 1000
     max_concurrent_requests: int = 512
     payload_limit: int = 2_000_000
     api_key: str | None = None
@@ -24,7 +26,8 @@ class Settings:
 # The limits as options: (Settings field, what it bounds); each is --field-with-dashes, a positive integer.
 LIMITS = {
     "max_batch_tokens": "tokens per forward batch, across requests",
-    "max_client_batch_size": "inputs one request may send; more: 413",
+    "max_client_batch_size": "inputs one embedding request may send; more: 413",
+    "max_client_rerank_documents": "documents one rerank request may send; more: 413",
     "max_concurrent_requests": "requests in flight before new ones get 429",
     "payload_limit": "largest request body in bytes; more: 413",
 }
@@ -41,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         action="append",
         metavar="[ALIAS=]MODEL",
-        help=f"a model to serve (repeat for several; the first is TEI's); default {SHORT_DEFAULT}",
+        help="a model to serve: an embedding model or a cross-encoder (reranker); repeat for several; TEI's routes "
+        f"use the first of each kind; default {SHORT_DEFAULT}",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine)")
     parser.add_argument("--port", type=int, default=8080, help="port (default 8080; 0 picks a free one)")
