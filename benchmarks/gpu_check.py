@@ -15,29 +15,38 @@ one that runs out is stopped, the rows it wrote are kept and the summary says so
                (MS MARCO passages, documents and a text past max_seq_length = 256, an empty string). fp32 with TF32
                off: max |Δ| ≤ 1e-5; fp16 / bf16: max |Δ| to sentence-transformers fp32 ≤ 3 × sentence-transformers'
                own error in that dtype (flash-attention's rule).
-3. attention — benchmarks/bench_attention.py: TFLOP/s (4 · Σ len² · H · D, real tokens only) of the varlen kernel vs
+3. cross_encoder — minibert.CrossEncoder on the Triton backend vs sentence-transformers' CrossEncoder on the same
+               GPU: random-init BertForSequenceClassification (MiniLM-L6 size, 1 label) and
+               ElectraForSequenceClassification (ELECTRA-base, 1 label; ELECTRA-small, embeddings projected, 3 labels)
+               on reranking lists of MS MARCO passages for query-like texts (a passage's first words), a pair past
+               max_length = 512 on either side and an empty passage. fp32 with TF32 off: max |Δscore| ≤ 1e-5 and the
+               same ranking of every query's candidates; fp16 / bf16: the forward's rule. Then pairs/s of minibert
+               (fp16, bf16) vs sentence-transformers fp16 on 1,000 pairs, batch 32, alternating, and the latency of
+               reranking 100 candidates for one query (median over 8 queries), MiniLM-L6 size.
+4. attention — benchmarks/bench_attention.py: TFLOP/s (4 · Σ len² · H · D, real tokens only) of the varlen kernel vs
                torch SDPA on the padded batch with a mask (each backend), nested tensors and torch's varlen_attn;
                lengths of MS MARCO documents of 1, 2, 4 passages truncated at 128, 256, 512; D = 32, 64; fp16, bf16.
-4. pooling   — benchmarks/bench_pooling.py: GB/s of mean pooling (± normalize) vs the torch expression.
-5. layernorm_gelu — GB/s (explicit byte counts below) of the LayerNorm and GELU kernels vs the torch expressions
+5. pooling   — benchmarks/bench_pooling.py: GB/s of mean pooling (± normalize) vs the torch expression.
+6. layernorm_gelu — GB/s (explicit byte counts below) of the LayerNorm and GELU kernels vs the torch expressions
                they replace, on the rows of a batch of 256 MS MARCO passages, C = 384 / 768, F = 4C, 3 dtypes.
-6. e2e       — benchmarks/bench_e2e.py: docs/s of minibert (fp16, bf16) vs sentence-transformers fp16 on the same
+7. e2e       — benchmarks/bench_e2e.py: docs/s of minibert (fp16, bf16) vs sentence-transformers fp16 on the same
                passages, batch 32 and 256, alternating, MFU against the bf16 matmul rate measured in this run;
                random-init MiniLM-L6 and BERT-base shapes.
 
 Everything goes to one directory (--out; default $OUT, else .cache/gpu-check-out/): kernels.csv, forward.csv,
-attention.csv, pooling.csv, layernorm_gelu.csv, e2e.csv, the benchmark scripts' tables (attention.log, pooling.log,
-e2e.log), the token lengths benchmarked (lengths/), tracebacks of crashed sections (errors.log) and summary.md,
-which is also printed last. Exit status 1 when a correctness check failed (a kernel or forward case, a benchmark's
-own parity check) or a section crashed, 0 otherwise; the benchmarks run either way.
+cross_encoder.csv, attention.csv, pooling.csv, layernorm_gelu.csv, e2e.csv, the benchmark scripts' tables
+(attention.log, pooling.log, e2e.log), the token lengths benchmarked (lengths/), tracebacks of crashed sections
+(errors.log) and summary.md, which is also printed last. Exit status 1 when a correctness check failed (a kernel,
+forward or cross-encoder case, a benchmark's own parity check) or a section crashed, 0 otherwise; the benchmarks run
+either way.
 
 The device machine has no network and no weights: models are built there, random-init, with
 minibert.bench.random_init from tokenizer files that travel with the checkout in --assets (default
 .cache/gpu-check/, ignored by git, ~4 MB), filled once on a machine that has all-MiniLM-L6-v2 by --prepare: the
 BERT tokenizer files, a DistilBERT and an MPNet tokenizer built from them (minibert.testing.tokenizers), the MS MARCO
-passages and the models' sizes (the tests' tables) in manifest.json. The script imports minibert from this source
-tree (benchmarks/_common.py maps kernels/ to minibert.kernels when minibert is not installed), so the image's
-python3 runs it as it is: no venv, no pip.
+passages and the models' sizes (the tests' tables), the cross-encoders' included, in manifest.json. The script
+imports minibert from this source tree (benchmarks/_common.py maps kernels/ to minibert.kernels when minibert is not
+installed), so the image's python3 runs it as it is: no venv, no pip.
 
     python benchmarks/gpu_check.py --prepare [--tokenizer-dir DIR] [--corpus FILE]   # here, once
     python3 benchmarks/gpu_check.py [--out DIR]          # on the GPU machine: `make gpu-check`
@@ -73,11 +82,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from _common import ROOT, device_for, tokenized_lengths
+from minibert.bench.queries import queries_from_passages
 from minibert.bench.report import append_csv
-from minibert.bench.timing import median_ms
-from minibert.testing.models import build_random_model, legacy_pooling
+from minibert.bench.timing import median_ms, wall_seconds
+from minibert.testing.models import (
+    CROSS_ENCODER_MAX_LENGTH,
+    build_random_cross_encoder,
+    build_random_model,
+    legacy_pooling,
+)
 from minibert.testing.tables import (
     AWKWARD_LENGTHS,
+    CROSS_ENCODER_CONFIGS,
+    CROSS_ENCODER_SHAPES,
     EMBEDDING_ATOL,
     HALF_FACTOR,
     HEAD_DIMS,
@@ -92,15 +109,62 @@ DEFAULT_ASSETS = ROOT / ".cache" / "gpu-check"
 DEFAULT_OUT = ROOT / ".cache" / "gpu-check-out"
 MANIFEST = "manifest.json"
 TOTAL_BUDGET_S = 450.0  # the whole run, imports included, stays under 8 minutes
-BUDGETS_S = {"kernels": 95, "forward": 120, "attention": 70, "pooling": 25, "layernorm_gelu": 25, "e2e": 85}
+# cross_encoder's 60 s: 35 s of the benchmarks' slack (attention 70 → 60, e2e 85 → 60) and 25 s of the margin left
+# for imports (30 → 5 s; each section stops at the run's deadline anyway, so only e2e's last rows could be cut).
+BUDGETS_S = {
+    "kernels": 95,
+    "forward": 120,
+    "cross_encoder": 60,
+    "attention": 60,
+    "pooling": 25,
+    "layernorm_gelu": 25,
+    "e2e": 60,
+}
 DTYPES = ("float32", "float16", "bfloat16")
 # (arch, shape key of the tests' tables) for the forward check; the sizes themselves go into manifest.json.
 FORWARD_MODELS = {
     "real": [("bert", "minilm-l6"), ("mpnet", "mpnet-base"), ("distilbert", "distilbert-base"), ("bert", "bert-base")],
     "smoke": [("bert", "tiny-d32"), ("distilbert", "tiny-d32"), ("mpnet", "tiny-d32")],
 }
+# (arch, shape key, labels) for the cross_encoder check; the first is also timed. The sizes go into manifest.json.
+CROSS_ENCODER_MODELS = {
+    "real": [("bert", "minilm-l6", 1), ("electra", "electra-base", 1), ("electra", "electra-small", 3)],
+    "smoke": [("bert", "tiny-d32", 1), ("electra", "tiny-d32", 3)],
+}
+# The tests' tiny ELECTRA shapes have head size 8, under the 16 … 128 the attention kernel takes: the smoke run's own,
+# head size 32 like the other tiny-d32 shapes, and embedding_size ≠ hidden_size (ELECTRA's embeddings_project).
+SMOKE_CROSS_ENCODER_SHAPES = {
+    "electra": {
+        "tiny-d32": dict(
+            embedding_size=32, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37
+        )
+    }
+}
+SCORE_ATOL = EMBEDDING_ATOL  # cross-encoder scores, fp32 (TF32 off) vs sentence-transformers: 1e-5 as embeddings
+RERANK_BATCH_SIZE = 32  # CrossEncoder.predict's default, in both libraries
 KERNEL_COLUMNS = ["kernel", "case", "dtype", "max_abs_err", "worst_err_over_bound", "not_finite", "status"]
 FORWARD_COLUMNS = ["model", "arch", "pooling", "dtype", "texts", "max_abs_err", "bound", "reference_own_err", "status"]
+CROSS_ENCODER_COLUMNS = [  # parity rows (check "parity") and speed rows (check "speed") of the cross_encoder section
+    "check",
+    "model",
+    "arch",
+    "labels",
+    "contender",
+    "dtype",
+    "pairs",
+    "batch_size",
+    "max_abs_err",
+    "bound",
+    "reference_own_err",
+    "rankings_same",
+    "status",
+    "pairs_per_s",
+    "pairs_per_s_min",
+    "pairs_per_s_max",
+    "rerank_candidates",
+    "rerank_ms_p50",
+    "rerank_ms_max",
+]
 NORM_ACT_COLUMNS = [
     "date",
     "device",
@@ -150,11 +214,17 @@ def prepare(assets: Path, tokenizer_dir: Path | None, corpus: Path | None) -> No
         config = {**ARCH_CONFIGS[arch], **dims}  # minibert.testing.build_model_dir's
         return dict(name=f"{arch}-{shape}", type=arch, config=config, width=hidden_width(dims), tokenizer=arch)
 
+    def cross_spec(arch: str, shape: str, labels: int) -> dict:
+        dims = {**CROSS_ENCODER_SHAPES[arch], **SMOKE_CROSS_ENCODER_SHAPES.get(arch, {})}[shape]
+        config = {**CROSS_ENCODER_CONFIGS[arch], **dims}  # minibert.testing.build_cross_encoder_dir's
+        return dict(name=f"{arch}-{shape}", type=arch, config=config, labels=labels, tokenizer="bert")
+
     manifest = {
         "prepared": datetime.date.today().isoformat(),
         "tokenizer_source": str(source),
         "corpus": corpus.name,
         "models": {mode: [spec(*pair) for pair in pairs] for mode, pairs in FORWARD_MODELS.items()},
+        "cross_encoders": {mode: [cross_spec(*m) for m in models] for mode, models in CROSS_ENCODER_MODELS.items()},
     }
     (assets / MANIFEST).write_text(json.dumps(manifest, indent=2))
     size = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
@@ -480,6 +550,30 @@ def _with_pooling(model_dir: Path, mode: str, width: int) -> Path:
     return dest
 
 
+def _tf32_off() -> None:
+    """fp32 matmuls in full fp32 on the GPU: the 1e-5 bounds need it (TF32 keeps 10 mantissa bits)."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def _parity_bound(
+    reference, dtype: str, expected, fp32_atol: float, outputs: Callable[[object], object]
+) -> tuple[float, float | None]:
+    """(bound on max |Δ| to the reference's fp32 `expected`, the reference's own error or None) for minibert in
+    `dtype`: `fp32_atol` in float32; in fp16 / bf16 HALF_FACTOR × the error of the reference itself in that dtype
+    (a copy cast to it, run by `outputs(copy)` on the same inputs) — flash-attention's rule."""
+    import numpy as np
+    import torch
+
+    if dtype == "float32":
+        return fp32_atol, None
+    half = copy.deepcopy(reference).to(getattr(torch, dtype))
+    own = float(np.abs(np.asarray(outputs(half), dtype=np.float32) - expected).max())
+    return HALF_FACTOR * own, own
+
+
 def section_forward(ctx: Context, section: Section) -> None:
     import numpy as np
     import torch
@@ -487,8 +581,7 @@ def section_forward(ctx: Context, section: Section) -> None:
 
     import minibert
 
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
+    _tf32_off()
     texts = forward_texts(ctx)
     batch_size, max_seq_length = (16, 32) if ctx.smoke else (16, 256)  # smoke: one batch (the interpreter is slow)
     specs = ctx.manifest["models"]["smoke" if ctx.smoke else "real"]
@@ -514,15 +607,9 @@ def section_forward(ctx: Context, section: Section) -> None:
             for dtype in DTYPES:
                 ours = minibert.SentenceTransformer(directory, device=str(ctx.device), dtype=dtype, backend="triton")
                 error = float(np.abs(ours.encode(texts, batch_size=batch_size) - expected).max())
-                own = None
-                if dtype == "float32":
-                    bound = EMBEDDING_ATOL
-                else:
-                    half = copy.deepcopy(reference).to(getattr(torch, dtype))
-                    half_embeddings = np.asarray(half.encode(texts, batch_size=batch_size), dtype=np.float32)
-                    own = float(np.abs(half_embeddings - expected).max())
-                    bound = HALF_FACTOR * own
-                    del half
+                bound, own = _parity_bound(
+                    reference, dtype, expected, EMBEDDING_ATOL, lambda half: half.encode(texts, batch_size=batch_size)
+                )
                 ok = error <= bound
                 row = dict(
                     model=spec["name"],
@@ -547,7 +634,182 @@ def section_forward(ctx: Context, section: Section) -> None:
         shutil.rmtree(base / f"{spec['name']}-cls", ignore_errors=True)
 
 
-# ---------------------------------------------------------------------------------------------- 3.–6. benchmarks
+# ---------------------------------------------------------------------------------------------- 3. cross_encoder
+
+
+def rerank_lists(ctx: Context, queries: int, candidates: int) -> list[tuple[str, list[str]]]:
+    """Reranking lists: query j — the first words of a passage past all the candidates (queries_from_passages) — with
+    the `candidates` passages from j · candidates on."""
+    p = ctx.passages
+    texts = queries_from_passages(p[queries * candidates :], queries)
+    return [(query, p[j * candidates : (j + 1) * candidates]) for j, query in enumerate(texts)]
+
+
+def cross_encoder_lists(ctx: Context) -> list[tuple[str, list[str]]]:
+    """The parity check's lists: reranking lists, the first one also with a document past max_length (12 passages:
+    truncated on the passage side) and an empty passage, and one query past max_length (truncated on its side)."""
+    n_queries, candidates = (2, 3) if ctx.smoke else (8, 16)
+    lists = rerank_lists(ctx, n_queries, candidates)
+    p = ctx.passages
+    lists[0][1].extend([" ".join(p[:12]), ""])
+    lists.append((" ".join(p[12:24]), [p[0], "short"]))
+    return lists
+
+
+def _pairs(lists: list[tuple[str, list[str]]]) -> list[tuple[str, str]]:
+    return [(query, document) for query, documents in lists for document in documents]
+
+
+def _same_rankings(ours, theirs, lists: list[tuple[str, list[str]]]) -> int:
+    """How many of the lists the two one-label score arrays (in _pairs order) sort the same way."""
+    import numpy as np
+
+    offsets = [0, *itertools.accumulate(len(documents) for _, documents in lists)]
+    return sum(
+        np.array_equal(np.argsort(-ours[start:end], kind="stable"), np.argsort(-theirs[start:end], kind="stable"))
+        for start, end in itertools.pairwise(offsets)
+    )
+
+
+def _cross_encoder_parity(
+    ctx: Context, section: Section, spec: dict, model_dir: Path, lists: list[tuple[str, list[str]]], batch_size: int
+) -> None:
+    """minibert.CrossEncoder (Triton backend, each dtype) vs sentence-transformers' CrossEncoder (fp32) on the pairs
+    of `lists`: max |Δscore| within _parity_bound, and in fp32 the same ranking of every list (one-label models)."""
+    import numpy as np
+    import torch
+    from sentence_transformers import CrossEncoder as Reference
+
+    import minibert
+
+    pairs = _pairs(lists)
+    reference = Reference(str(model_dir), device=str(ctx.device))
+    expected = np.asarray(reference.predict(pairs, batch_size=batch_size), dtype=np.float32)  # [n] or [n, labels]
+    for dtype in DTYPES:
+        ours = minibert.CrossEncoder(model_dir, device=str(ctx.device), dtype=dtype, backend="triton")
+        scores = ours.predict(pairs, batch_size=batch_size)
+        error = float(np.abs(scores - expected).max())
+        bound, own = _parity_bound(
+            reference, dtype, expected, SCORE_ATOL, lambda half: half.predict(pairs, batch_size=batch_size)
+        )
+        same = _same_rankings(scores, expected, lists) if spec["labels"] == 1 else None
+        ranked = same is None or same == len(lists) or dtype != "float32"  # fp16 / bf16 may swap near-ties
+        ok = error <= bound and ranked
+        row = dict(
+            check="parity",
+            model=spec["name"],
+            arch=spec["type"],
+            labels=spec["labels"],
+            contender="minibert triton",
+            dtype=dtype,
+            pairs=len(pairs),
+            batch_size=batch_size,
+            max_abs_err=f"{error:.3g}",
+            bound=f"{bound:.3g}",
+            reference_own_err="" if own is None else f"{own:.3g}",
+            rankings_same="" if same is None else f"{same}/{len(lists)}",
+            status="ok" if ok else "FAIL",
+        )
+        append_csv(ctx.out / "cross_encoder.csv", CROSS_ENCODER_COLUMNS, [row])
+        rankings = "" if same is None else f", {same} of {len(lists)} rankings the same"
+        print(f"  {spec['name']} {spec['labels']} label(s) {dtype}: max |Δ| {error:.3g} (bound {bound:.3g}){rankings}")
+        if not ok:
+            section.fail(
+                f"cross_encoder {spec['name']} {dtype}: max |Δscore| {error:.3g} (bound {bound:.3g}){rankings}"
+            )
+        del ours
+    del reference
+    if ctx.device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _cross_encoder_speed(ctx: Context, spec: dict, model_dir: Path) -> None:
+    """pairs/s of minibert (fp16, bf16) vs sentence-transformers fp16 on the pairs of reranking lists, predict with
+    batch 32, the contenders alternating round by round (after one warm-up batch each); then the latency of ranking
+    one query's candidates (rank(), batch 32), the contenders taking turns query by query."""
+    import torch
+    from sentence_transformers import CrossEncoder as Reference
+
+    import minibert
+
+    n_queries, candidates, rounds, timed_queries = (2, 4, 1, 1) if ctx.smoke else (10, 100, 3, 8)
+    lists = rerank_lists(ctx, n_queries, candidates)
+    pairs = _pairs(lists)
+    synchronize = None if ctx.smoke else torch.cuda.synchronize
+    contenders = {("sentence-transformers", "float16"): Reference(str(model_dir), device=str(ctx.device)).half()}
+    for dtype in ("float16", "bfloat16"):
+        ours = minibert.CrossEncoder(model_dir, device=str(ctx.device), dtype=dtype, backend="triton")
+        contenders["minibert triton", dtype] = ours
+    for model in contenders.values():  # warm-up: compilation, autotuning, allocator
+        model.predict(pairs[:RERANK_BATCH_SIZE], batch_size=RERANK_BATCH_SIZE)
+    rates: dict[tuple[str, str], list[float]] = {key: [] for key in contenders}
+    for _ in range(rounds):
+        for key, model in contenders.items():
+            predict = functools.partial(model.predict, pairs, batch_size=RERANK_BATCH_SIZE)
+            rates[key].append(len(pairs) / wall_seconds(predict, synchronize))
+    latencies: dict[tuple[str, str], list[float]] = {key: [] for key in contenders}
+    for query, documents in lists[:timed_queries]:
+        for key, model in contenders.items():
+            rank = functools.partial(model.rank, query, documents, batch_size=RERANK_BATCH_SIZE)
+            latencies[key].append(1e3 * wall_seconds(rank, synchronize))
+    rows = []
+    for (contender, dtype), r in rates.items():
+        ms = latencies[contender, dtype]
+        rows.append(
+            dict(
+                check="speed",
+                model=spec["name"],
+                arch=spec["type"],
+                labels=spec["labels"],
+                contender=contender,
+                dtype=dtype,
+                pairs=len(pairs),
+                batch_size=RERANK_BATCH_SIZE,
+                pairs_per_s=f"{statistics.median(r):.1f}",
+                pairs_per_s_min=f"{min(r):.1f}",
+                pairs_per_s_max=f"{max(r):.1f}",
+                rerank_candidates=candidates,
+                rerank_ms_p50=f"{statistics.median(ms):.2f}",
+                rerank_ms_max=f"{max(ms):.2f}",
+            )
+        )
+        print(f"  {contender} {dtype}: {statistics.median(r):.1f} pairs/s, rerank p50 {statistics.median(ms):.1f} ms")
+    append_csv(ctx.out / "cross_encoder.csv", CROSS_ENCODER_COLUMNS, rows)
+
+
+def section_cross_encoder(ctx: Context, section: Section) -> None:
+    specs = ctx.manifest.get("cross_encoders")
+    if specs is None:
+        section.fail(f"{ctx.assets / MANIFEST} predates the cross_encoder section: run --prepare again")
+        return
+    specs = specs["smoke" if ctx.smoke else "real"]
+    _tf32_off()
+    # smoke: two batches (several on the GPU), truncated to 32 tokens (the interpreter is slow); the GPU: the
+    # published models' 512
+    batch_size, max_length = (8, 32) if ctx.smoke else (RERANK_BATCH_SIZE, CROSS_ENCODER_MAX_LENGTH)
+    lists = cross_encoder_lists(ctx)
+    built = []
+    for seed, spec in enumerate(specs, start=1):
+        directory = ctx.models / f"cross-{spec['name']}-{spec['labels']}"
+        shutil.rmtree(directory, ignore_errors=True)
+        build_random_cross_encoder(
+            directory,
+            spec["type"],
+            spec["config"],
+            ctx.assets / "tokenizers" / spec["tokenizer"],
+            seed=seed,
+            num_labels=spec["labels"],
+            max_length=max_length,
+        )
+        built.append(directory)
+        _cross_encoder_parity(ctx, section, spec, directory, lists, batch_size)
+        if seed > 1:
+            shutil.rmtree(directory, ignore_errors=True)  # free the disk as we go; the first one is timed below
+    _cross_encoder_speed(ctx, specs[0], built[0])
+    shutil.rmtree(built[0], ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------- 4.–7. benchmarks
 
 
 class ScriptFailed(Exception):
@@ -737,12 +999,22 @@ def section_e2e(ctx: Context, section: Section) -> None:
 SECTIONS: dict[str, Callable[[Context, Section], None]] = {
     "kernels": section_kernels,
     "forward": section_forward,
+    "cross_encoder": section_cross_encoder,
     "attention": section_attention,
     "pooling": section_pooling,
     "layernorm_gelu": section_layernorm_gelu,
     "e2e": section_e2e,
 }
-OUTPUTS = ["kernels.csv", "forward.csv", "attention.csv", "pooling.csv", "layernorm_gelu.csv", "e2e.csv", "summary.md"]
+OUTPUTS = [
+    "kernels.csv",
+    "forward.csv",
+    "cross_encoder.csv",
+    "attention.csv",
+    "pooling.csv",
+    "layernorm_gelu.csv",
+    "e2e.csv",
+    "summary.md",
+]
 
 
 # ---------------------------------------------------------------------------------------------- summary
@@ -829,13 +1101,36 @@ def summary(ctx: Context, sections: list[Section], wall_s: float) -> str:
         [[r[k] for k in columns] for r in forward],
     )
 
+    cross = _read(ctx.out / "cross_encoder.csv")
+    bounds = f"fp32 ≤ {SCORE_ATOL}, same rankings; fp16 / bf16 ≤ {HALF_FACTOR:g} × sentence-transformers' own error"
+    lines += ["", f"## 3. Cross-encoder scores vs sentence-transformers ({bounds})", ""]
+    columns = ("model", "labels", "dtype", "pairs", "max_abs_err", "bound", "reference_own_err", "rankings_same")
+    lines += _table(
+        ["model", "labels", "dtype", "pairs", "max abs err", "bound", "ST own err", "rankings same", "status"],
+        [[*(r[k] for k in columns), r["status"]] for r in cross if r["check"] == "parity"],
+    )
+    speed = [r for r in cross if r["check"] == "speed"]
+    baseline = next((float(r["pairs_per_s"]) for r in speed if r["contender"] == "sentence-transformers"), None)
+    lines += ["", f"Pairs/s (predict, batch {RERANK_BATCH_SIZE}, median of rounds); latency of one query's rank:", ""]
+    lines += _table(
+        ["model", "contender", "dtype", "pairs", "pairs/s", "vs ST fp16", "candidates", "rerank p50 ms", "max ms"],
+        [
+            [
+                *(r[k] for k in ("model", "contender", "dtype", "pairs", "pairs_per_s")),
+                f"{float(r['pairs_per_s']) / baseline:.2f}×" if baseline else "–",
+                *(r[k] for k in ("rerank_candidates", "rerank_ms_p50", "rerank_ms_max")),
+            ]
+            for r in speed
+        ],
+    )
+
     attention = _read(ctx.out / "attention.csv")
     contenders = list(dict.fromkeys(r["contender"] for r in attention))
     groups: dict[tuple, dict[str, str]] = {}
     for r in attention:
         cell = r["tflops"] if r["status"] == "ok" else "n/a"
         groups.setdefault((r["config"], r["max_len"], r["heads"], r["head_dim"], r["dtype"]), {})[r["contender"]] = cell
-    lines += ["", "## 3. Attention TFLOP/s (4 · Σ len² · H · D on real tokens; median of rounds)", ""]
+    lines += ["", "## 4. Attention TFLOP/s (4 · Σ len² · H · D on real tokens; median of rounds)", ""]
     lines += _table(
         ["lengths", "max len", "H", "D", "dtype", *contenders],
         [[*key, *(cells.get(c, "") for c in contenders)] for key, cells in groups.items()],
@@ -844,7 +1139,7 @@ def summary(ctx: Context, sections: list[Section], wall_s: float) -> str:
     lines += [f"- {u}" for u in unavailable[:8]]
 
     pooling = _read(ctx.out / "pooling.csv")
-    lines += ["", "## 4. Mean pooling GB/s (N·C·itemsize + B·C·4 bytes)", ""]
+    lines += ["", "## 5. Mean pooling GB/s (N·C·itemsize + B·C·4 bytes)", ""]
     lines += _table(
         ["N", "B", "C", "dtype", "normalize", "contender", "GB/s", "% of copy", "max |Δ|"],
         [
@@ -855,7 +1150,7 @@ def summary(ctx: Context, sections: list[Section], wall_s: float) -> str:
     )
 
     norm_act = _read(ctx.out / "layernorm_gelu.csv")
-    lines += ["", "## 5. LayerNorm and GELU GB/s (bytes: see --help)", ""]
+    lines += ["", "## 6. LayerNorm and GELU GB/s (bytes: see --help)", ""]
     pairs = itertools.groupby(norm_act, key=lambda r: (r["op"], r["rows"], r["width"], r["dtype"]))
     table = []
     for key, group in pairs:
@@ -867,7 +1162,7 @@ def summary(ctx: Context, sections: list[Section], wall_s: float) -> str:
     lines += _table(["op", "rows", "width", "dtype", "minibert GB/s", "torch GB/s", "speed-up", "copy GB/s"], table)
 
     e2e = _read(ctx.out / "e2e.csv")
-    lines += ["", "## 6. End to end docs/s (MFU vs the bf16 matmul rate measured in this run)", ""]
+    lines += ["", "## 7. End to end docs/s (MFU vs the bf16 matmul rate measured in this run)", ""]
     lines += _table(
         ["model", "batch", "encoder", "docs/s", "MFU"],
         [[r["model"], r["batch_size"], r["encoder"], r["docs_per_s"], r["mfu"]] for r in e2e],

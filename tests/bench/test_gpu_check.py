@@ -3,8 +3,8 @@ budgets stop a section without losing the report.
 
 The GPU run itself needs a GPU; these tests keep the script from rotting between device sessions: --prepare fills
 an assets folder from the real all-MiniLM-L6-v2 (as the Makefile's preparation step does), then --smoke runs every
-section — kernels, forward, attention, pooling, LayerNorm/GELU, end to end, each with its CSV — on tiny shapes with
-TRITON_INTERPRET=1, and the summary names every section and every row the CSVs hold.
+section — kernels, forward, cross-encoders, attention, pooling, LayerNorm/GELU, end to end, each with its CSV — on tiny
+shapes with TRITON_INTERPRET=1, and the summary names every section and every row the CSVs hold.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import pytest
 from tests.helpers import ROOT
 
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
-SECTIONS = ["kernels", "forward", "attention", "pooling", "layernorm_gelu", "e2e"]
+DTYPES = ("float32", "float16", "bfloat16")
+SECTIONS = ["kernels", "forward", "cross_encoder", "attention", "pooling", "layernorm_gelu", "e2e"]
 
 
 def run(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -56,6 +57,17 @@ def test_prepare_fills_the_assets_folder(smoke_run):
     assert all(name in manifest for name in ("bert-minilm-l6", "bert-bert-base", "distilbert-distilbert-base"))
     # the passages: MS MARCO beside a checkout, else minibert bench's fallback corpus (a clone elsewhere)
     assert "mpnet-mpnet-base" in manifest and (assets / json.loads(manifest)["corpus"]).is_file()
+    cross_encoders = json.loads(manifest)["cross_encoders"]
+    assert [(m["name"], m["labels"]) for m in cross_encoders["real"]] == [
+        ("bert-minilm-l6", 1),
+        ("electra-electra-base", 1),
+        ("electra-electra-small", 3),
+    ]
+    for model in cross_encoders["smoke"]:  # the attention kernel's head sizes (16 … 128) in the interpreter too
+        config = model["config"]
+        assert 16 <= config["hidden_size"] // config["num_attention_heads"] <= 128, model
+    electra = [m["config"] for m in cross_encoders["smoke"] if m["type"] == "electra"]
+    assert electra and all(c["embedding_size"] != c["hidden_size"] for c in electra)  # with embeddings_project
     size = sum(p.stat().st_size for p in assets.rglob("*") if p.is_file())
     assert size < 16 * 2**20, f"the carried folder must stay small, got {size / 2**20:.1f} MiB"
 
@@ -69,9 +81,9 @@ def test_smoke_run_passes_every_section(smoke_run):
     assert "**Correctness: PASS**" in summary
     for section in SECTIONS:
         assert f"| {section} | ok |" in summary, section
-    for heading in ("## 1. Kernels", "## 2. Forward", "## 3. Attention", "## 4. Mean pooling", "## 5. LayerNorm"):
+    for heading in ("## 1. Kernels", "## 2. Forward", "## 3. Cross-encoder", "## 4. Attention", "## 5. Mean pooling"):
         assert heading in summary
-    assert "## 6. End to end" in summary
+    assert "## 6. LayerNorm" in summary and "## 7. End to end" in summary
     print(f"gpu_check --smoke: {seconds:.0f} s")
 
 
@@ -85,7 +97,7 @@ def test_smoke_csvs_hold_every_case(smoke_run):
 
     forward = read_csv(out / "forward.csv")
     assert {(r["arch"], r["dtype"]) for r in forward} == {
-        (arch, dtype) for arch in ("bert", "distilbert", "mpnet") for dtype in ("float32", "float16", "bfloat16")
+        (arch, dtype) for arch in ("bert", "distilbert", "mpnet") for dtype in DTYPES
     }
     assert {r["pooling"] for r in forward} == {"mean", "cls"}
     for r in forward:
@@ -94,6 +106,26 @@ def test_smoke_csvs_hold_every_case(smoke_run):
             assert float(r["bound"]) == 1e-5 and r["reference_own_err"] == ""
         else:  # 3 × sentence-transformers' own error in that dtype
             assert float(r["bound"]) == pytest.approx(3 * float(r["reference_own_err"]), rel=1e-2)
+
+    cross = read_csv(out / "cross_encoder.csv")
+    parity = [r for r in cross if r["check"] == "parity"]
+    assert {(r["arch"], r["labels"], r["dtype"]) for r in parity} == {
+        (arch, labels, dtype) for arch, labels in (("bert", "1"), ("electra", "3")) for dtype in DTYPES
+    }
+    for r in parity:
+        assert r["status"] == "ok" and float(r["max_abs_err"]) <= float(r["bound"]), r
+        assert r["rankings_same"] == ("3/3" if r["labels"] == "1" else ""), r  # two reranking lists, a long query
+        if r["dtype"] == "float32":
+            assert float(r["bound"]) == 1e-5 and r["reference_own_err"] == ""
+        else:
+            assert float(r["bound"]) == pytest.approx(3 * float(r["reference_own_err"]), rel=1e-2)
+    speed = [r for r in cross if r["check"] == "speed"]
+    assert [(r["contender"], r["dtype"]) for r in speed] == [
+        ("sentence-transformers", "float16"),
+        ("minibert triton", "float16"),
+        ("minibert triton", "bfloat16"),
+    ]
+    assert all(float(r["pairs_per_s"]) > 0 and float(r["rerank_ms_p50"]) > 0 for r in speed)
 
     attention = read_csv(out / "attention.csv")
     contenders = {r["contender"] for r in attention}
