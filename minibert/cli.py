@@ -513,7 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     speed = sub.add_parser(
         "bench",
-        help="CPU speed: minibert vs sentence-transformers and ONNX Runtime on a corpus",
+        help="CPU speed: minibert vs sentence-transformers and ONNX Runtime on a corpus (--task rerank: rerankers)",
         description=bench.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

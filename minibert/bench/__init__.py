@@ -1,4 +1,5 @@
-"""CPU encode benchmark: minibert's NumPy encoder against sentence-transformers and ONNX Runtime.
+"""CPU benchmark: minibert's NumPy encoder against sentence-transformers and ONNX Runtime — sentence embeddings
+(--task embed, the default), or cross-encoders scoring (query, passage) pairs (--task rerank, below).
 
 What it measures, for each model given with --model:
 
@@ -32,6 +33,25 @@ What it measures, for each model given with --model:
   across exec (a child of this benchmark process would report this process's size), so ru_maxrss is the
   fallback only where /proc is missing.
 
+Cross-encoders (--task rerank; minibert.bench.rerank): the same three contenders as rerankers — minibert's
+CrossEncoder (NumPy), sentence-transformers' CrossEncoder (torch fp32 on CPU) and ONNX Runtime (the transformers
+encoder exported as above, behind minibert's CrossEncoder, which tokenizes the pairs, takes the [CLS] rows and runs
+the classification head) — on (query, passage) pairs, pair i = (query i mod Q, passage i), the first --limit
+passages, batch --batch-size:
+* Pairs/s: one warm-up call on 64 pairs (also each contender's max |delta| of scores against
+  sentence-transformers'), then alternating rounds of predict(pairs); median pairs/s, min-max, tokens/s, GFLOP/s
+  and its share of the sgemm peak, the ratio of medians to sentence-transformers.
+* Rerank latency: every query with --candidates (default 100) passages — query j's are the corpus passages from
+  j * candidates on, round and round — one rank(query, candidates) call each, the contenders taking turns every
+  8 queries (each turn after one untimed call);
+  p50 / p95 / p99 ms and the p50 ratio to sentence-transformers'.
+* Models: a cross-encoder name or directory (cross-encoder/ms-marco-MiniLM-L6-v2, fetched when not found), or
+  `ms-marco-MiniLM-L6-v2-shape` (the default): a seeded random-init BertForSequenceClassification of that model's
+  shape (6 x 384, 12 heads, intermediate 1536, one label, max_length 512) with the all-MiniLM-L6-v2 tokenizer,
+  built once under $MINIBERT_HOME/bench/. Cold start and peak RSS are not measured for this task.
+* Rows: in the same long-format CSV, each `what` beginning "cross-encoder, "; the PNG (pairs/s, rerank latency)
+  goes beside the CSV as <name>-rerank.png (benchmarks/cpu-rerank.png by default), never over the embedding plot.
+
 Models: any name or directory minibert resolves (fetched with minibert.loading.download.download when it is not
 found), or `bert-base-shape`: a seeded random-init 12 x 768 BERT (mean pooling, max_seq_length 256) with the
 all-MiniLM-L6-v2 tokenizer, built once with transformers under $MINIBERT_HOME/bench/ (speed does not depend
@@ -48,7 +68,9 @@ minibert.bench.results), and a PNG of docs/s, queries/s and one-query latency pe
 matplotlib is installed).
 
     minibert bench [--model M[,M2]] [--corpus FILE] [--queries FILE] [--limit N] [--rounds R] [--no-cold-start]
+    minibert bench --task rerank [--model CROSS_ENCODER] [--limit PAIRS] [--candidates K] [--rounds R]
     python benchmarks/cpu.py --smoke     # a few passages, one round: runs every code path in seconds
+    python benchmarks/cpu.py --task rerank --smoke
 """
 
 # One piece per module (this docstring is `minibert bench --help`'s description, so the map lives here):
@@ -57,8 +79,10 @@ matplotlib is installed).
 #   contenders   minibert, sentence-transformers, ONNX Runtime (OnnxEncoder, a backend behind minibert's facade)
 #   processes    the cold starts and the peak-RSS child (rss_child, run as python -m minibert.bench.rss_child)
 #   queries      the query rows: distinct-query batches, one-query latency, the bandwidth floor
+#   rerank       --task rerank: a cross-encoder's pairs/s and rerank latency
 #   work         FLOP counts;  machine  CPU, versions, commit, sgemm peak;  corpus  the default corpus
 #   choice       what a --model value names (random-init shapes are built by minibert.testing)
-#   timing       the clocks;  report  markdown, CSV (append_csv), PNG — timing and append_csv serve benchmarks/ too
+#   timing       the clocks, the alternation;  report  markdown, CSV (append_csv), PNG — timing and append_csv serve
+#                benchmarks/ too
 #   results      the long-format result rows (the one schema of benchmarks/results.csv)
 #   paths        the checkout and the bench's folder under MINIBERT_HOME

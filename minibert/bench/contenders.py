@@ -2,6 +2,11 @@
 fp32) and ONNX Runtime (an export of the transformers encoder as a minibert backend, :class:`OnnxEncoder`, so that
 minibert's facade tokenizes, batches and pools for it).
 
+The cross-encoder contenders (:class:`CrossContender`, --task rerank) are the same three: minibert's
+:class:`~minibert.cross_encoder.CrossEncoder`, sentence-transformers' ``CrossEncoder``, and ONNX Runtime as the same
+:class:`OnnxEncoder` behind minibert's ``CrossEncoder`` (which tokenizes the pairs, batches, takes each pair's
+[CLS] row and runs the classification head — two small NumPy GEMMs per batch — for it).
+
 A contender whose packages are not installed raises :class:`Unavailable` when it is made: the report names it
 in one line instead of failing the run.
 """
@@ -16,7 +21,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -26,6 +31,7 @@ from ..loading.weights import Weights
 from ..packing import PackedBatch
 
 if TYPE_CHECKING:
+    from ..cross_encoder import CrossEncoder
     from ..model import SentenceTransformer
 
 # What the ONNX export is traced on: two sequences of different lengths ([CLS] a b [SEP], [CLS] a [SEP] + padding)
@@ -40,23 +46,79 @@ class Unavailable(Exception):
     """A contender that cannot run here (not installed); reported as a line, not an error."""
 
 
+C = TypeVar("C")
+
+
+def available(loaders: Sequence[tuple[str, Callable[[], C]]], unavailable: dict[str, str]) -> list[C]:
+    """The contenders the loaders make, in order; each one that raises :class:`Unavailable` is named in
+    `unavailable` (contender -> why) instead."""
+    contenders = []
+    for name, load in loaders:
+        try:
+            contenders.append(load())
+        except Unavailable as exc:
+            unavailable[name] = str(exc)
+    return contenders
+
+
+def max_gaps(outputs: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """Each contender's max |Δ| against sentence-transformers' output of the same inputs (None when that one did
+    not run)."""
+    reference = outputs.get(REFERENCE)
+    return {name: None if reference is None else float(np.abs(out - reference).max()) for name, out in outputs.items()}
+
+
 @dataclass
 class Contender:
     name: str
     encode: Callable[[list[str]], np.ndarray]  # texts -> embeddings [n, d] float32
 
 
+Pair = tuple[str, str]
+
+
+@dataclass
+class CrossContender:
+    name: str
+    predict: Callable[[list[Pair]], np.ndarray]  # (query, passage) pairs -> scores [n] float32
+    rank: Callable[[str, list[str]], object]  # one query and its candidates -> them ranked
+
+
 def minibert_contender(model: SentenceTransformer, batch_size: int) -> Contender:
     return Contender(MINIBERT, lambda texts: model.encode(texts, batch_size=batch_size))
 
 
-def reference_contender(model_dir: Path, batch_size: int) -> Contender:
+def _sentence_transformers() -> Any:
+    """The sentence_transformers module, or :class:`Unavailable`."""
     try:
-        from sentence_transformers import SentenceTransformer
+        import sentence_transformers
     except ImportError as exc:
         raise Unavailable(f"not installed ({exc}; pip install sentence-transformers)") from None
-    reference = SentenceTransformer(str(model_dir), device="cpu")
+    return sentence_transformers
+
+
+def reference_contender(model_dir: Path, batch_size: int) -> Contender:
+    reference = _sentence_transformers().SentenceTransformer(str(model_dir), device="cpu")
     return Contender(REFERENCE, lambda texts: reference.encode(texts, batch_size=batch_size, show_progress_bar=False))
+
+
+def minibert_cross_contender(model: CrossEncoder, batch_size: int, name: str = MINIBERT) -> CrossContender:
+    """minibert's CrossEncoder (whichever backend it was made with) as a contender called `name`."""
+    return CrossContender(
+        name,
+        lambda pairs: model.predict(pairs, batch_size=batch_size, show_progress_bar=False),
+        lambda query, documents: model.rank(query, documents, batch_size=batch_size, show_progress_bar=False),
+    )
+
+
+def reference_cross_contender(model_dir: Path, batch_size: int) -> CrossContender:
+    """sentence-transformers' CrossEncoder, torch fp32 on CPU."""
+    reference = _sentence_transformers().CrossEncoder(str(model_dir), device="cpu")
+    return CrossContender(
+        REFERENCE,
+        lambda pairs: reference.predict(pairs, batch_size=batch_size, show_progress_bar=False),
+        lambda query, documents: reference.rank(query, documents, batch_size=batch_size, show_progress_bar=False),
+    )
 
 
 def export_onnx(model_dir: Path, path: Path, input_names: Sequence[str], sample: Any) -> None:
@@ -127,9 +189,9 @@ class OnnxEncoder:
         return normalize(pooled) if normalize_rows else pooled
 
 
-def onnx_contender(model_dir: Path, batch_size: int, cache_dir: Path) -> Contender:
-    """ONNX Runtime on CPU behind minibert's facade: its tokenizer, batching, Dense and Normalize around
-    :class:`OnnxEncoder`."""
+def onnx_encoder_factory(cache_dir: Path) -> Callable[[ModelConfig, Weights], OnnxEncoder]:
+    """:class:`OnnxEncoder` as an ``encoder=`` factory of minibert's facades, or :class:`Unavailable` when ONNX
+    Runtime, or the torch and transformers the export needs, are not installed."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
@@ -139,7 +201,23 @@ def onnx_contender(model_dir: Path, batch_size: int, cache_dir: Path) -> Contend
         import transformers  # noqa: F401
     except ImportError as exc:
         raise Unavailable(f"not available: exporting the model needs torch and transformers ({exc})") from None
+    return functools.partial(OnnxEncoder, cache_dir=cache_dir)
+
+
+def onnx_contender(model_dir: Path, batch_size: int, cache_dir: Path) -> Contender:
+    """ONNX Runtime on CPU behind minibert's facade: its tokenizer, batching, Dense and Normalize around
+    :class:`OnnxEncoder`."""
+    encoder = onnx_encoder_factory(cache_dir)
     from ..model import SentenceTransformer
 
-    model = SentenceTransformer(model_dir, encoder=functools.partial(OnnxEncoder, cache_dir=cache_dir))
+    model = SentenceTransformer(model_dir, encoder=encoder)
     return Contender(ONNX, lambda texts: model.encode(texts, batch_size=batch_size))
+
+
+def onnx_cross_contender(model_dir: Path, batch_size: int, cache_dir: Path) -> CrossContender:
+    """ONNX Runtime on CPU behind minibert's CrossEncoder: its pair tokenizer, batching, [CLS] rows and head around
+    :class:`OnnxEncoder` (the exported transformers encoder, ``AutoModel`` of the sequence-classification model)."""
+    encoder = onnx_encoder_factory(cache_dir)
+    from ..cross_encoder import CrossEncoder
+
+    return minibert_cross_contender(CrossEncoder(model_dir, encoder=encoder), batch_size, ONNX)

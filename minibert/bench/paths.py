@@ -24,6 +24,10 @@ def default_csv() -> Path:
     return REPO_ROOT / "benchmarks" / "results.csv" if in_checkout() else Path.cwd() / "minibert-bench.csv"
 
 
-def default_plot() -> Path:
-    """benchmarks/cpu.png in a checkout, else ./minibert-bench.png."""
-    return REPO_ROOT / "benchmarks" / "cpu.png" if in_checkout() else Path.cwd() / "minibert-bench.png"
+def default_plot(name: str = "cpu") -> Path:
+    """benchmarks/<name>.png in a checkout, else ./minibert-bench.png (./minibert-bench-<what follows "cpu-">.png
+    for another name)."""
+    if in_checkout():
+        return REPO_ROOT / "benchmarks" / f"{name}.png"
+    suffix = name.removeprefix("cpu").removeprefix("-")
+    return Path.cwd() / (f"minibert-bench-{suffix}.png" if suffix else "minibert-bench.png")

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -27,6 +28,7 @@ from .timing import wall_seconds
 
 COPY_BYTES = 256 * 2**20
 QUERY_WORDS = 8  # words of a passage's start taken as a query when there is no queries file
+T = TypeVar("T")
 
 
 def read_queries(path: Path) -> list[str]:
@@ -55,19 +57,32 @@ def throughput(encode: Callable[[list[str]], object], windows: list[list[str]]) 
     return sum(map(len, windows)) / seconds
 
 
-def latencies_ms(
-    contenders: dict[str, Callable[[list[str]], object]], queries: Sequence[str], passes: int
+def call_latencies_ms(
+    calls: Mapping[str, Callable[[T], object]], items: Sequence[T], passes: int, turn: int | None = None
 ) -> dict[str, list[float]]:
-    """Milliseconds of each one-query call, per contender: `passes` passes over the queries, the contenders taking
-    turns pass by pass, each pass after one untimed call. Not query by query: a contender's idle worker threads
-    (OpenBLAS's, torch's OpenMP pool, ONNX Runtime's) spin for a while after its last call, and on few cores they
-    would slow the next contender's next call."""
-    times: dict[str, list[float]] = {name: [] for name in contenders}
+    """Milliseconds of each call of a contender on one item, per contender: `passes` passes over the items, the
+    contenders taking turns every `turn` items (None: pass by pass), each turn after one untimed call on its first
+    item. Not item by item: a contender's idle worker threads (OpenBLAS's, torch's OpenMP pool, ONNX Runtime's)
+    spin for a while after its last call, and on few cores they would slow the next contender's next call — the
+    untimed call takes that. Turns shorter than a pass spread a busy spell of a shared machine over the contenders
+    instead of one contender's whole pass, when each call is long (seconds) and a pass would take minutes."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    step = turn or len(items)
     for _ in range(passes):
-        for name, encode in contenders.items():
-            encode([queries[0]])
-            times[name] += [1e3 * wall_seconds(lambda e=encode, q=query: e([q])) for query in queries]
+        for start in range(0, len(items), step):
+            chunk = items[start : start + step]
+            for name, call in calls.items():
+                call(chunk[0])
+                times[name] += [1e3 * wall_seconds(lambda c=call, item=item: c(item)) for item in chunk]
     return times
+
+
+def latencies_ms(
+    contenders: Mapping[str, Callable[[list[str]], object]], queries: Sequence[str], passes: int
+) -> dict[str, list[float]]:
+    """Milliseconds of each one-query call (a list of one text), per contender (:func:`call_latencies_ms`)."""
+    calls = {name: (lambda query, e=encode: e([query])) for name, encode in contenders.items()}
+    return call_latencies_ms(calls, queries, passes)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

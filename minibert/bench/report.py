@@ -1,4 +1,5 @@
-"""What a benchmark run leaves behind: the markdown report on stdout, CSV rows, a PNG.
+"""What a benchmark run leaves behind: the markdown report on stdout, CSV rows, a PNG — for the embedding task
+(:class:`ModelRun`) and the cross-encoder task (:class:`RerankRun`, ``--task rerank``).
 
 :func:`append_csv` is the one way every benchmark (minibert bench, benchmarks/bench_*.py) appends rows: the header
 is written once, with the first rows, and a file that has other columns is refused rather than mixed. The rows of
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from .queries import percentile
 RSS_MARGIN = 300 * 2**20
 MB = 2**20
 LATENCY_PERCENTILES = (50, 95, 99)
+
+
 @dataclass
 class ModelRun:
     """Everything measured for one model."""
@@ -44,8 +47,35 @@ class ModelRun:
     latencies: dict[str, list[float]] = field(default_factory=dict)  # contender -> ms of each one-query call
 
 
+@dataclass
+class RerankRun:
+    """Everything measured for one cross-encoder (--task rerank)."""
+
+    label: str
+    model_dir: Path
+    pairs: int  # (query, passage) pairs per throughput round
+    tokens: int  # their real tokens ([CLS] query [SEP] passage [SEP], after truncation)
+    flops: int  # the encoder layers' useful FLOPs on them
+    sgemm_peak: float
+    queries: int  # queries in the latency rows, each with `candidates` passages
+    candidates: int
+    candidate_tokens: float  # real tokens per (query, candidate) pair, mean
+    rates: dict[str, list[float]] = field(default_factory=dict)  # contender -> pairs/s per round
+    max_diff: dict[str, float | None] = field(default_factory=dict)  # contender -> max |Δ| of scores vs the reference
+    unavailable: dict[str, str] = field(default_factory=dict)  # contender -> why
+    latencies: dict[str, list[float]] = field(default_factory=dict)  # contender -> ms of each rerank call
+
+
 def _spread(values: list[float], digits: int = 1) -> str:
     return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+
+def _gap_text(name: str, gap: float | None) -> str:
+    return "(reference)" if name == REFERENCE else "–" if gap is None else f"{gap:.1e}"
+
+
+def _ratio_text(value: float, reference: float | None) -> str:
+    return f"{value / reference:.2f}×" if reference else "–"
 
 
 def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> str:
@@ -62,12 +92,10 @@ def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> 
         for name, rates in run.rates.items():
             docs = statistics.median(rates)
             gflops = run.flops / run.passages * docs / 1e9
-            ratio = f"{docs / reference:.2f}×" if reference else "–"
-            gap = run.max_diff[name]
-            gap_text = "(reference)" if name == REFERENCE else "–" if gap is None else f"{gap:.1e}"
             lines.append(
                 f"| {run.label} | {name} | {_spread(rates)} | {run.tokens / run.passages * docs:,.0f} | "
-                f"{gflops:.1f} | {100 * gflops / run.sgemm_peak:.0f}% | {ratio} | {gap_text} |"
+                f"{gflops:.1f} | {100 * gflops / run.sgemm_peak:.0f}% | {_ratio_text(docs, reference)} | "
+                f"{_gap_text(name, run.max_diff[name])} |"
             )
     for run in runs:
         for name, why in run.unavailable.items():
@@ -113,6 +141,60 @@ def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> 
     return "\n".join(lines)
 
 
+def format_rerank_report(runs: list[RerankRun], header: dict[str, str], rounds: int) -> str:
+    """The cross-encoder report: a header; pairs/s (tokens/s, GFLOP/s, share of the sgemm peak, ratio to
+    sentence-transformers, max |Δ| of the scores); the latency of reranking one query's candidates."""
+    lines = [f"- {key}: {value}" for key, value in header.items()]
+    lines += [
+        "",
+        "| model | contender | pairs/s median (min–max) | tokens/s | GFLOP/s | % of sgemm peak | "
+        "× sentence-transformers | max \\|Δ\\| score vs sentence-transformers |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        reference = statistics.median(run.rates[REFERENCE]) if REFERENCE in run.rates else None
+        for name, rates in run.rates.items():
+            pairs = statistics.median(rates)
+            gflops = run.flops / run.pairs * pairs / 1e9
+            lines.append(
+                f"| {run.label} | {name} | {_spread(rates)} | {run.tokens / run.pairs * pairs:,.0f} | {gflops:.1f} | "
+                f"{100 * gflops / run.sgemm_peak:.0f}% | {_ratio_text(pairs, reference)} | "
+                f"{_gap_text(name, run.max_diff[name])} |"
+            )
+    for run in runs:
+        for name, why in run.unavailable.items():
+            lines.append(f"\n{run.label}: {name}: {why}")
+    lines += [
+        "",
+        "| model | contender | rerank one query's candidates, p50 / p95 / p99 ms | p50 × sentence-transformers' | "
+        "candidates/s at p50 |",
+        "|---|---|---|---|---|",
+    ]
+    for run in runs:
+        reference_p50 = percentile(run.latencies[REFERENCE], 50) if REFERENCE in run.latencies else None
+        for name, ms in run.latencies.items():
+            p50, p95, p99 = (percentile(ms, q) for q in LATENCY_PERCENTILES)
+            lines.append(
+                f"| {run.label} | {name} | {p50:.1f} / {p95:.1f} / {p99:.1f} | {_ratio_text(p50, reference_p50)} | "
+                f"{1e3 * run.candidates / p50:.1f} |"
+            )
+    lines += [
+        "",
+        f"{rounds} alternating round(s) after a warm-up (the max |Δ| pairs); GFLOP/s counts the encoder layers' useful "
+        "FLOPs on real tokens, as the embedding table does (the classification head is left out). "
+        + "; ".join(f"sgemm peak ({run.label}): {run.sgemm_peak:.1f} GFLOP/s" for run in runs)
+        + ". Latency: one `rank(query, candidates)` call per query, the contenders taking turns (a few queries "
+        "each, every turn after one untimed call); "
+        + "; ".join(
+            f"{run.label}: {run.queries} queries × {run.candidates} candidates, {run.candidate_tokens:.1f} tokens per "
+            f"pair, {len(next(iter(run.latencies.values()), []))} calls each"
+            for run in runs
+        )
+        + ".",
+    ]
+    return "\n".join(lines)
+
+
 def floor_ms(run: ModelRun, bandwidth: tuple[float, int]) -> float:
     """The model's one-query floor: its streamed bytes ÷ the measured copy bandwidth, in milliseconds."""
     return 1e3 * run.weights_bytes / bandwidth[0]
@@ -134,11 +216,9 @@ def format_query_report(runs: list[ModelRun], bandwidth: tuple[float, int], roun
         for name, rates in run.query_rates.items():
             rate = statistics.median(rates)
             p50, p95, p99 = (percentile(run.latencies[name], q) for q in LATENCY_PERCENTILES)
-            rate_ratio = f"{rate / reference_rate:.2f}×" if reference_rate else "–"
-            p50_ratio = f"{p50 / reference_p50:.2f}×" if reference_p50 else "–"
             lines.append(
-                f"| {run.label} | {name} | {_spread(rates)} | {rate_ratio} | {p50:.1f} / {p95:.1f} / {p99:.1f} | "
-                f"{p50_ratio} | {p50 / floor:.1f}× |"
+                f"| {run.label} | {name} | {_spread(rates)} | {_ratio_text(rate, reference_rate)} | "
+                f"{p50:.1f} / {p95:.1f} / {p99:.1f} | {_ratio_text(p50, reference_p50)} | {p50 / floor:.1f}× |"
             )
     rate, threads = bandwidth
     lines += [
@@ -178,7 +258,9 @@ def append_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, o
     return count
 
 
-def _bars(ax, runs: list[ModelRun], values_of, ylabel: str) -> None:
+def _bars(
+    ax, runs: Sequence[ModelRun | RerankRun], values_of: Callable[..., Mapping[str, list[float]]], ylabel: str
+) -> None:
     """Grouped bars on `ax`: per model, per contender, the median of ``values_of(run)[contender]`` with min–max
     error bars."""
     names = list(dict.fromkeys(name for run in runs for name in values_of(run)))
@@ -199,10 +281,9 @@ def _bars(ax, runs: list[ModelRun], values_of, ylabel: str) -> None:
     ax.set_ylabel(ylabel)
 
 
-def plot(path: Path, runs: list[ModelRun], title: str, bandwidth: tuple[float, int] | None = None) -> str:
-    """A PNG of median docs/s per contender per model with min–max error bars, and — when the query rows were
-    measured — queries/s on batches of distinct queries and one-query latency (p50, bars from p5 to p95) with each
-    model's bandwidth floor; returns what it did."""
+def _figure(path: Path, title: str, panels: int, groups: int, draw: Callable[[list], None]) -> str:
+    """A PNG of `panels` axes side by side (`groups` groups of bars on each), drawn by ``draw(axes)``; returns what
+    it did (a line saying so when matplotlib is not installed)."""
     try:
         import matplotlib
     except ImportError:
@@ -210,24 +291,49 @@ def plot(path: Path, runs: list[ModelRun], title: str, bandwidth: tuple[float, i
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = 3 if bandwidth is not None else 1
-    fig, axes = plt.subplots(1, panels, figsize=(panels * max(6.0, 2.5 * len(runs) + 2), 4.5), squeeze=False)
-    _bars(axes[0][0], runs, lambda run: run.rates, "passages: docs/s (median, min–max)")
-    axes[0][0].legend(fontsize=8)
-    if bandwidth is not None:
-        _bars(axes[0][1], runs, lambda run: run.query_rates, "queries/s, batches of distinct queries")
-
-        def spread(run: ModelRun) -> dict[str, list[float]]:  # p5, p50, p95: bar at p50, whiskers to p5 and p95
-            return {name: [percentile(ms, q) for q in (5, 50, 95)] for name, ms in run.latencies.items()}
-
-        _bars(axes[0][2], runs, spread, "one query: ms (p50, p5–p95)")
-        for x, run in enumerate(runs):
-            floor = floor_ms(run, bandwidth)
-            axes[0][2].hlines(floor, x - 0.45, x + 0.45, colors="black", linestyles="dashed")
-            axes[0][2].annotate(f"bandwidth floor {floor:.1f} ms", (x, floor), fontsize=7, va="bottom", ha="center")
+    fig, axes = plt.subplots(1, panels, figsize=(panels * max(6.0, 2.5 * groups + 2), 4.5), squeeze=False)
+    draw(list(axes[0]))
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return f"plot: {path}"
+
+
+def _latency_spread(latencies: Mapping[str, list[float]]) -> dict[str, list[float]]:
+    """p5, p50, p95 of each contender's latencies: drawn by :func:`_bars` as a bar at p50, whiskers to p5 and p95."""
+    return {name: [percentile(ms, q) for q in (5, 50, 95)] for name, ms in latencies.items()}
+
+
+def plot(path: Path, runs: list[ModelRun], title: str, bandwidth: tuple[float, int] | None = None) -> str:
+    """A PNG of median docs/s per contender per model with min–max error bars, and — when the query rows were
+    measured — queries/s on batches of distinct queries and one-query latency (p50, bars from p5 to p95) with each
+    model's bandwidth floor; returns what it did."""
+
+    def draw(axes: list) -> None:
+        _bars(axes[0], runs, lambda run: run.rates, "passages: docs/s (median, min–max)")
+        axes[0].legend(fontsize=8)
+        if bandwidth is not None:
+            _bars(axes[1], runs, lambda run: run.query_rates, "queries/s, batches of distinct queries")
+            _bars(axes[2], runs, lambda run: _latency_spread(run.latencies), "one query: ms (p50, p5–p95)")
+            for x, run in enumerate(runs):
+                floor = floor_ms(run, bandwidth)
+                axes[2].hlines(floor, x - 0.45, x + 0.45, colors="black", linestyles="dashed")
+                axes[2].annotate(f"bandwidth floor {floor:.1f} ms", (x, floor), fontsize=7, va="bottom", ha="center")
+
+    return _figure(path, title, 3 if bandwidth is not None else 1, len(runs), draw)
+
+
+def plot_rerank(path: Path, runs: list[RerankRun], title: str) -> str:
+    """A PNG of the cross-encoder task: median pairs/s per contender per model (min–max error bars) and the latency
+    of reranking one query's candidates (p50, bars from p5 to p95); returns what it did."""
+
+    def draw(axes: list) -> None:
+        _bars(axes[0], runs, lambda run: run.rates, "(query, passage) pairs/s (median, min–max)")
+        axes[0].legend(fontsize=8)
+        candidates = "/".join(sorted({str(run.candidates) for run in runs}))
+        ylabel = f"rerank {candidates} candidates: ms (p50, p5–p95)"
+        _bars(axes[1], runs, lambda run: _latency_spread(run.latencies), ylabel)
+
+    return _figure(path, title, 2, len(runs), draw)

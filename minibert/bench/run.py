@@ -1,5 +1,6 @@
-"""The benchmark run: each model's measurements (throughput rounds, cold start, peak RSS), then the report, the
-CSV rows and the plot. What is measured and how: the package docstring (minibert.bench)."""
+"""The benchmark run: each model's measurements (throughput rounds, cold start, peak RSS; with --task rerank, the
+cross-encoder's, minibert.bench.rerank), then the report, the CSV rows and the plot. What is measured and how: the
+package docstring (minibert.bench)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from .. import bench
 from ..encoder.threads import usable_cores
 from ..errors import MinibertError
@@ -25,7 +24,8 @@ from .contenders import (
     ONNX,
     REFERENCE,
     Contender,
-    Unavailable,
+    available,
+    max_gaps,
     minibert_contender,
     onnx_contender,
     reference_contender,
@@ -44,9 +44,10 @@ from .queries import (
     streamed_bytes,
     throughput,
 )
-from .report import ModelRun, append_csv, format_query_report, format_report, plot
-from .results import RESULT_COLUMNS, bench_rows
-from .timing import wall_seconds
+from .report import ModelRun, append_csv, format_query_report, format_report, format_rerank_report, plot, plot_rerank
+from .rerank import bench_cross_encoder
+from .results import RESULT_COLUMNS, bench_rows, rerank_rows
+from .timing import alternating, wall_seconds
 from .work import default_limit, encoder_flops
 
 if TYPE_CHECKING:
@@ -77,28 +78,17 @@ def bench_model(name: str, texts_all: list[str], queries: list[str], args: argpa
     run = ModelRun(label, model_dir, len(texts), int(lengths.sum()), flops, peak)
     print(f"[{label}] {len(texts)} passages, sgemm peak {peak:.0f} GFLOP/s; loading the contenders", file=sys.stderr)
 
-    contenders = [minibert_contender(model, args.batch_size)]
     loaders = (
+        (MINIBERT, lambda: minibert_contender(model, args.batch_size)),
         (REFERENCE, lambda: reference_contender(model_dir, args.batch_size)),
         (ONNX, lambda: onnx_contender(model_dir, args.batch_size, bench_home() / "onnx")),
     )
-    for contender_name, load in loaders:
-        try:
-            contenders.append(load())
-        except Unavailable as exc:
-            run.unavailable[contender_name] = str(exc)
+    contenders = available(loaders, run.unavailable)
 
     parity_texts = texts[:PARITY_PASSAGES]
-    embeddings = {c.name: c.encode(parity_texts) for c in contenders}  # also the warm-up
-    for contender in contenders:
-        reference = embeddings.get(REFERENCE)
-        gap = None if reference is None else float(np.abs(embeddings[contender.name] - reference).max())
-        run.max_diff[contender.name] = gap
-        run.rates[contender.name] = []
-    for round_index in range(args.rounds):
-        print(f"[{label}] round {round_index + 1}/{args.rounds}", file=sys.stderr)
-        for contender in contenders:
-            run.rates[contender.name].append(len(texts) / wall_seconds(functools.partial(contender.encode, texts)))
+    run.max_diff = max_gaps({c.name: c.encode(parity_texts) for c in contenders})  # also the warm-up
+    rates = {c.name: lambda c=c: len(texts) / wall_seconds(functools.partial(c.encode, texts)) for c in contenders}
+    run.rates = alternating(rates, args.rounds, f"[{label}] round")
     if queries:
         bench_queries(run, contenders, model, queries, args)
 
@@ -129,11 +119,8 @@ def bench_queries(
     run.query_tokens = float(model.tokenize(queries).lengths.mean())
     run.query_batch = len(windows[0])
     run.weights_bytes = streamed_bytes(model.weights)
-    run.query_rates = {contender.name: [] for contender in contenders}
-    for round_index in range(args.rounds):
-        print(f"[{run.label}] queries, round {round_index + 1}/{args.rounds}", file=sys.stderr)
-        for contender in contenders:
-            run.query_rates[contender.name].append(throughput(contender.encode, windows))
+    rates = {contender.name: functools.partial(throughput, contender.encode, windows) for contender in contenders}
+    run.query_rates = alternating(rates, args.rounds, f"[{run.label}] queries, round")
     print(f"[{run.label}] one-query latency", file=sys.stderr)
     passes = 1 if args.smoke else LATENCY_PASSES
     run.latencies = latencies_ms({contender.name: contender.encode for contender in contenders}, queries, passes)
@@ -148,6 +135,16 @@ def _queries(args: argparse.Namespace, texts: list[str]) -> tuple[Path | None, l
     return path, queries[:4] if args.smoke else queries
 
 
+def _header(corpus: Path, corpus_text: str, batch_size: int) -> tuple[dict[str, str], dict[str, str]]:
+    """The report's first lines (command, machine, versions, date, corpus, batch size) and the CSV rows' `where`
+    (machine, versions, date); made after the contenders ran, so the versions name what they imported."""
+    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    where = {"machine": machine_description(), "versions": versions(), "date": date}
+    header = {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]), **where}
+    header.update({"corpus": f"{corpus} ({corpus_text})", "batch size": str(batch_size)})
+    return header, where
+
+
 def run(args: argparse.Namespace) -> None:
     """Run the benchmark the parsed options describe; print the report, append the CSV, write the plot."""
     options.check(args)
@@ -155,28 +152,23 @@ def run(args: argparse.Namespace) -> None:
         args.limit = args.limit or 8
         args.batch_size = 4
         args.rounds = 1
+        args.candidates = args.candidates or 8
         if args.csv is None:
             args.csv = Path(tempfile.mkdtemp(prefix="minibert-bench-smoke-")) / "results.csv"
+    args.candidates = args.candidates or options.RERANK_CANDIDATES
     models = options.models(args)
     corpus = args.corpus or default_corpus()
     texts = [p.embed_text for p in read_corpus(corpus)]
     queries_file, queries = _queries(args, texts)
     csv_path = args.csv or default_csv()
+    if args.task == options.RERANK:
+        run_rerank(args, models, corpus, texts, queries_file, queries, csv_path)
+        return
     plot_path = args.plot or (csv_path.with_suffix(".png") if args.csv else default_plot())
 
     runs = [bench_model(name, texts, queries, args) for name in models]
     bandwidth = copy_bandwidth(usable_cores()) if queries else None
-    date = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
-    machine = machine_description()
-    versions_text = versions()
-    header = {
-        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        "machine": machine,
-        "versions": versions_text,
-        "date": date,
-        "corpus": f"{corpus} ({len(texts)} passages; each model takes the first ones, below)",
-        "batch size": str(args.batch_size),
-    }
+    header, where = _header(corpus, f"{len(texts)} passages; each model takes the first ones, below", args.batch_size)
     header.update(
         {f"passages ({run.label})": f"{run.passages}, {run.tokens / run.passages:.1f} tokens each" for run in runs}
     )
@@ -187,10 +179,43 @@ def run(args: argparse.Namespace) -> None:
     print(format_report(runs, header, args.rounds))
     if bandwidth is not None:
         print(format_query_report(runs, bandwidth, args.rounds))
-    where = {"machine": machine, "versions": versions_text, "date": date}
     rows = bench_rows(runs, args.batch_size, Path(corpus).name, where, bandwidth)
     print(f"\nCSV: {csv_path} (+{append_csv(csv_path, RESULT_COLUMNS, rows)} rows)")
-    print(plot(plot_path, runs, f"minibert bench — {cpu_name()}, {date[:10]}", bandwidth))
+    print(plot(plot_path, runs, f"minibert bench — {cpu_name()}, {where['date'][:10]}", bandwidth))
+
+
+def run_rerank(
+    args: argparse.Namespace,
+    models: list[str],
+    corpus: Path,
+    texts: list[str],
+    queries_file: Path | None,
+    queries: list[str],
+    csv_path: Path,
+) -> None:
+    """--task rerank: each cross-encoder's measurements (minibert.bench.rerank), the report, the CSV rows (their
+    `what` begins "cross-encoder, "), the plot (default: beside the CSV as <name>-rerank.png, or
+    benchmarks/cpu-rerank.png)."""
+    default = csv_path.with_name(f"{csv_path.stem}-rerank.png") if args.csv else default_plot("cpu-rerank")
+    plot_path = args.plot or default
+    runs = [bench_cross_encoder(name, texts, queries, args) for name in models]
+    header, where = _header(corpus, f"{len(texts)} passages", args.batch_size)
+    header["queries"] = (
+        f"{queries_file or f'the first {QUERY_WORDS} words of corpus passages'} ({len(queries)} distinct)"
+    )
+    for run in runs:
+        header[f"pairs ({run.label})"] = (
+            f"{run.pairs}: (query i mod {len(queries)}, passage i) for the first {run.pairs} passages, "
+            f"{run.tokens / run.pairs:.1f} tokens each"
+        )
+        header[f"rerank ({run.label})"] = (
+            f"{run.queries} queries × {run.candidates} candidates: query j's are the passages from j·{run.candidates} "
+            f"on (mod {len(texts)}), {run.candidate_tokens:.1f} tokens per pair"
+        )
+    print(format_rerank_report(runs, header, args.rounds))
+    rows = rerank_rows(runs, args.batch_size, Path(corpus).name, where)
+    print(f"\nCSV: {csv_path} (+{append_csv(csv_path, RESULT_COLUMNS, rows)} rows)")
+    print(plot_rerank(plot_path, runs, f"minibert bench --task rerank — {cpu_name()}, {where['date'][:10]}"))
 
 
 def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:

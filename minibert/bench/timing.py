@@ -1,4 +1,5 @@
-"""The benchmarks' two clocks: wall seconds of one call, and the median milliseconds of a GPU kernel.
+"""The benchmarks' two clocks — wall seconds of one call, and the median milliseconds of a GPU kernel — and the
+alternation of contenders round by round.
 
 Every benchmark (minibert bench, benchmarks/bench_*.py) times with these, so a number means the same everywhere.
 """
@@ -6,8 +7,9 @@ Every benchmark (minibert bench, benchmarks/bench_*.py) times with these, so a n
 from __future__ import annotations
 
 import statistics
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 
 def wall_seconds(fn: Callable[[], object], synchronize: Callable[[], object] | None = None) -> float:
@@ -32,3 +34,18 @@ def median_ms(fn: Callable[[], object], repeats: int = 3) -> float:
 
         return triton.testing.do_bench(fn, return_mode="median")
     return 1e3 * statistics.median(wall_seconds(fn) for _ in range(repeats))
+
+
+def alternating(
+    measures: Mapping[str, Callable[[], float]], rounds: int, progress: str | None = None
+) -> dict[str, list[float]]:
+    """Each contender's measurement (a rate, say) per round: `rounds` rounds, in each every contender once, in
+    order (A B C A B C ...), so machine noise hits all alike. With `progress`, "<progress> i/rounds" goes to stderr
+    before each round."""
+    values: dict[str, list[float]] = {name: [] for name in measures}
+    for round_index in range(rounds):
+        if progress is not None:
+            print(f"{progress} {round_index + 1}/{rounds}", file=sys.stderr)
+        for name, measure in measures.items():
+            values[name].append(measure())
+    return values

@@ -3,8 +3,8 @@
 The GPU numbers need a GPU; these runs prove the scripts' code paths (corpus lengths, contenders, parity
 checks against the reference, table and CSV output) work, so a GPU session can spend its time measuring.
 The CPU benchmark (minibert.bench, run by benchmarks/cpu.py and `minibert bench`) is run in its --smoke
-configuration on the real all-MiniLM-L6-v2, and its FLOP count, corpus fallback, CSV helper and random-init
-model are checked on their own.
+configuration on the real all-MiniLM-L6-v2, and with --task rerank on a tiny random-init cross-encoder; its FLOP
+count, corpus fallback, CSV helper, rerank pairs and candidates, and random-init model are checked on their own.
 """
 
 from __future__ import annotations
@@ -23,9 +23,17 @@ import minibert
 from minibert.bench.choice import random_bert
 from minibert.bench.contenders import MINIBERT, ONNX, REFERENCE, Unavailable, onnx_contender
 from minibert.bench.corpus import stdlib_corpus
-from minibert.bench.queries import queries_from_passages, query_windows, read_queries, streamed_bytes
+from minibert.bench.queries import (
+    call_latencies_ms,
+    queries_from_passages,
+    query_windows,
+    read_queries,
+    streamed_bytes,
+)
 from minibert.bench.report import append_csv
-from minibert.bench.results import RESULT_COLUMNS
+from minibert.bench.rerank import candidate_lists, rerank_pairs
+from minibert.bench.results import CROSS_ENCODER, RESULT_COLUMNS
+from minibert.bench.timing import alternating
 from minibert.bench.work import default_limit, encoder_flops
 from minibert.errors import InputError
 from minibert.testing import assert_close
@@ -110,6 +118,8 @@ def test_minibert_bench_help_has_the_scripts_options():
         "--queries",
         "--no-queries",
         "--smoke",
+        "--task",
+        "--candidates",
     } <= options["cli"]
 
 
@@ -123,11 +133,7 @@ def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
 
-    expected = {MINIBERT}
-    if _installed("sentence_transformers"):
-        expected.add(REFERENCE)
-    if _installed("onnxruntime", "torch", "transformers"):
-        expected.add(ONNX)
+    expected = _expected_contenders()
     out = result.stdout
     assert "| model | contender | docs/s median (min–max) | tokens/s | GFLOP/s | % of sgemm peak |" in out
     for name in expected:
@@ -173,6 +179,104 @@ def test_cpu_smoke_run_writes_table_csv_and_png(tmp_path, real_model_dir):
         if ": queries (" in row["what"]:
             tokens = float(re.search(r"distinct, (\d+\.\d) tokens each", row["what"])[1])
             assert float(row["median"]) > 0 and 3 < tokens < 40, row
+
+
+def _expected_contenders() -> set[str]:
+    expected = {MINIBERT}
+    if _installed("sentence_transformers"):
+        expected.add(REFERENCE)
+    if _installed("onnxruntime", "torch", "transformers"):
+        expected.add(ONNX)
+    return expected
+
+
+def test_rerank_smoke_run_writes_tables_csv_and_png(tmp_path, make_cross_encoder_dir):
+    """--task rerank on a tiny cross-encoder: both tables name every contender, the CSV gets the cross-encoder rows
+    (what "cross-encoder, ..."; pairs/s, tokens/s, GFLOP/s, max |Δ|, rerank latency p50/p95/p99), the PNG is beside
+    the CSV, and nothing of the embedding task runs."""
+    model_dir = make_cross_encoder_dir("bert", "tiny")
+    csv_path = tmp_path / "out" / "rows.csv"
+    result = run("cpu.py", "--task", "rerank", "--smoke", "--model", str(model_dir), "--csv", str(csv_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr
+
+    expected = _expected_contenders()
+    out, label = result.stdout, re.escape(str(model_dir))
+    assert "| model | contender | pairs/s median (min–max) | tokens/s | GFLOP/s | % of sgemm peak |" in out
+    assert "| model | contender | rerank one query's candidates, p50 / p95 / p99 ms |" in out
+    assert "docs/s" not in out and "queries/s" not in out  # the embedding task did not run
+    number = r"\d+\.\d"
+    for name in expected:
+        assert re.search(rf"^\| {label} \| {re.escape(name)} \| {number} \({number}–{number}\) \|", out, re.M), out
+        assert re.search(rf"^\| {label} \| {re.escape(name)} \| {number} / {number} / {number} \|", out, re.M), out
+    assert "4 queries × 8 candidates" in out  # --smoke: 4 queries, 8 candidates each
+
+    with csv_path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == RESULT_COLUMNS  # the one long-format schema, the embedding rows' columns
+        rows = list(reader)
+    for row in rows:
+        assert row["what"].startswith(f"{CROSS_ENCODER}, {model_dir}: "), row
+        assert row["date"] and row["machine"] and "numpy" in row["versions"], row
+        assert float(row["p20"]) <= float(row["median"]) <= float(row["p80"]), row
+    by_metric: dict[tuple[str, str], list[dict[str, str]]] = {}
+    for row in rows:
+        by_metric.setdefault((row["metric"], row["unit"]), []).append(row)
+    for metric, unit in (("throughput", "pairs/s"), ("throughput", "tokens/s"), ("compute", "GFLOP/s")):
+        assert sorted(row["contender"] for row in by_metric[(metric, unit)]) == sorted(expected), (metric, unit)
+    for row in by_metric[("throughput", "pairs/s")]:
+        assert row["x"] == "4" and "pairs (8, " in row["what"] and float(row["median"]) > 0, row
+    for metric in ("rerank latency", "rerank latency p95", "rerank latency p99"):
+        latency = by_metric[(metric, "ms")]
+        assert sorted(row["contender"] for row in latency) == sorted(expected), metric
+        for row in latency:
+            assert row["x"] == "8" and "rerank 8 msmarco-passages.tsv passages per query (4 queries" in row["what"]
+            assert float(row["median"]) > 0, row
+    if REFERENCE in expected:  # every contender's scores equal the reference's
+        gaps = by_metric[("max |Δ| score vs sentence-transformers", "1")]
+        assert sorted(row["contender"] for row in gaps) == sorted(expected)
+        assert all(float(row["median"]) <= 1e-5 for row in gaps), gaps
+    assert (tmp_path / "out" / "rows-rerank.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (tmp_path / "out" / "rows.png").exists()  # never where the embedding plot goes
+
+
+def test_rerank_pairs_are_distinct_and_candidates_are_each_querys_own_slice():
+    queries, passages = ["q0", "q1", "q2"], [f"p{i}" for i in range(10)]
+    assert rerank_pairs(queries, passages, 4) == [("q0", "p0"), ("q1", "p1"), ("q2", "p2"), ("q0", "p3")]
+    assert len(rerank_pairs(queries, passages, 50)) == 10  # never more pairs than passages
+    lists = candidate_lists(queries, passages, 4)  # query j's from passage 4·j on, the corpus taken round and round
+    assert lists == [
+        ("q0", ["p0", "p1", "p2", "p3"]),
+        ("q1", ["p4", "p5", "p6", "p7"]),
+        ("q2", ["p8", "p9", "p0", "p1"]),
+    ]
+
+
+def test_contenders_take_turns_each_turn_after_an_untimed_call():
+    log = []
+    calls = {name: (lambda item, name=name: log.append(f"{name}{item}")) for name in "AB"}
+    times = call_latencies_ms(calls, [1, 2, 3], passes=1, turn=2)
+    assert log == ["A1", "A1", "A2", "B1", "B1", "B2", "A3", "A3", "B3", "B3"]  # the first of each turn: untimed
+    assert {name: len(ms) for name, ms in times.items()} == {"A": 3, "B": 3}
+    log.clear()
+    call_latencies_ms(calls, [1, 2], passes=2)  # no turn: pass by pass
+    assert log == ["A1", "A1", "A2", "B1", "B1", "B2"] * 2
+    log.clear()
+    rates = alternating({name: (lambda name=name: log.append(name) or 1.0) for name in "AB"}, rounds=3)
+    assert log == ["A", "B"] * 3 and rates == {"A": [1.0] * 3, "B": [1.0] * 3}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--task", "rerank", "--candidates", "0"], "--candidates must be"),
+        (["--task", "rerank", "--no-queries"], "--no-queries: --task rerank pairs queries with passages"),
+    ],
+)
+def test_bad_rerank_options_are_one_line_errors(args, message):
+    result = subprocess.run([str(MINIBERT_CLI), "bench", *args, "--smoke"], capture_output=True, text=True)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith(f"minibert: error: {message}"), result.stderr
 
 
 def test_streamed_bytes_are_the_encoder_layers_parameters(real_model_dir):
