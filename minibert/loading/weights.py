@@ -22,6 +22,7 @@ H = heads, NB = relative-position buckets, I / O = a Dense layer's in / out feat
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,22 +146,6 @@ _NAMES = {
         "transformer.layer.{i}.output_layer_norm",
         None,
     ),
-    "electra": _Names(
-        "electra.",
-        "embeddings.word_embeddings",
-        "embeddings.position_embeddings",
-        "embeddings.token_type_embeddings",
-        "embeddings.LayerNorm",
-        "encoder.layer.{i}.attention.self.query",
-        "encoder.layer.{i}.attention.self.key",
-        "encoder.layer.{i}.attention.self.value",
-        "encoder.layer.{i}.attention.output.dense",
-        "encoder.layer.{i}.attention.output.LayerNorm",
-        "encoder.layer.{i}.intermediate.dense",
-        "encoder.layer.{i}.output.dense",
-        "encoder.layer.{i}.output.LayerNorm",
-        None,
-    ),
     "mpnet": _Names(
         "mpnet.",
         "embeddings.word_embeddings",
@@ -213,6 +198,8 @@ def _dense_layer(dense: DenseConfig) -> DenseLayer:
     residual = ckpt.get("residual.weight", torch_shape).T if projected else None
     return DenseLayer(weight=weight, bias=bias, residual_weight=residual)
 
+
+_NAMES["electra"] = dataclasses.replace(_NAMES["bert"], prefix="electra.")  # BERT's encoder, ELECTRA's prefix
 
 # A head's tensors by their full names (outside the base model's prefix): (dense, out) per architecture.
 _HEAD_NAMES = {
