@@ -16,6 +16,7 @@ the first reranker.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,7 @@ ModelRequest = TypeVar("ModelRequest", EmbedRequest, RerankRequest)
 
 
 @dataclass
-class ServedModel(Generic[ModelRequest]):
+class ServedModel(ABC, Generic[ModelRequest]):
     """A loaded model and the names it answers to; ``name`` is the one responses report. The batcher runs any kind
     through :meth:`pack` and :meth:`forward`."""
 
@@ -84,22 +85,25 @@ class ServedModel(Generic[ModelRequest]):
     name: str
     names: tuple[str, ...]
 
+    @abstractmethod
     def prepare(self, request: ModelRequest) -> Sequences:
         """The request's inputs checked and tokenized (422 naming the input; 413 for one past the max length with
         ``truncate: false``)."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def pack(self, token_ids: Sequence[Sequence[int]], token_types: Sequence[Sequence[int]] | None) -> PackedBatch:
         """Sequences of several requests laid end to end."""
-        raise NotImplementedError
+        ...
 
+    @abstractmethod
     def forward(self, batch: PackedBatch) -> np.ndarray:
         """A packed batch's rows [B, w] (run off the event loop)."""
-        raise NotImplementedError
+        ...
 
     @property
-    def max_input_length(self) -> int:
-        raise NotImplementedError
+    @abstractmethod
+    def max_input_length(self) -> int: ...
 
     @property
     def dimension(self) -> int | None:

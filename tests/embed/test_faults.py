@@ -32,16 +32,6 @@ SETTINGS = {"float32": EmbedSettings(batch_size=8, shard_size=20), "int8": Embed
 
 
 @pytest.fixture(scope="module")
-def model_dir(make_bert_dir) -> Path:
-    return make_bert_dir("tiny", pooling=legacy_pooling("mean", 32), normalize=True)
-
-
-@pytest.fixture(scope="module")
-def model(model_dir):
-    return minibert.SentenceTransformer(model_dir)
-
-
-@pytest.fixture(scope="module")
 def whole(tmp_path_factory, model, model_dir) -> dict:
     """A corpus of 60 passages and its uninterrupted outputs, float32 and int8, in 3 shards of 20."""
     root = tmp_path_factory.mktemp("whole")

@@ -9,30 +9,17 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import minibert
 from minibert.embed import EmbedSettings, open_input, read_output, run_embed_job
 from minibert.retrieval.corpus import JsonFields
 from minibert.testing import assert_close, legacy_pooling
 from tests.embed.helpers import embed, one_error_line, run_cli
 from tests.helpers import MINIBERT, passages, write_tsv
-
-
-@pytest.fixture(scope="module")
-def model_dir(make_bert_dir) -> Path:
-    return make_bert_dir("tiny", pooling=legacy_pooling("mean", 32), normalize=True)
-
-
-@pytest.fixture(scope="module")
-def model(model_dir):
-    return minibert.SentenceTransformer(model_dir)
-
 
 # --------------------------------------------------------------------------------------------------
 # Formats and values
