@@ -28,7 +28,6 @@ import numpy as np
 from .arguments import as_pair_list, as_text_list
 from .encoder.activations import ACTIVATION_FUNCTIONS
 from .encoder.contract import Encoder, EncoderFactory
-from .encoder.head import logits
 from .errors import InputError, InputTypeError, UnsupportedModelError, positive_int
 from .loading.config import HeadConfig, ModelConfig, load_config
 from .loading.resolve import resolve_model_dir
@@ -110,7 +109,7 @@ class CrossEncoder:
 
     def logits(self, batch: PackedBatch) -> np.ndarray:
         """A packed batch of pairs -> the head's logits [B, labels] float32."""
-        return logits(self.encoder.embed(batch, normalize_rows=False), self.weights.head, self.head)
+        return self.encoder.logits(batch)
 
     def scores(
         self, raw: np.ndarray, activation_fn: Activation | None = None, apply_softmax: bool = False

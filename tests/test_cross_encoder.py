@@ -84,11 +84,13 @@ def test_rank_options_follow_sentence_transformers(make_cross_encoder_dir):
     assert ours.rank(QUERY, []) == []
 
 
-def test_the_triton_backend_scores_as_numpy(make_cross_encoder_dir, monkeypatch):
-    """Here in Triton's interpreter (head size 32: the kernels take 16 … 128); on a GPU with --device cuda."""
+@pytest.mark.parametrize("arch, shape, num_labels", [("bert", "tiny-d32", 3), ("electra", "tiny-d16", 1)])
+def test_the_triton_backend_scores_as_numpy(make_cross_encoder_dir, monkeypatch, arch, shape, num_labels):
+    """The head on the device: BERT's tanh pooler, ELECTRA's exact GELU (the Triton kernel). Here in Triton's
+    interpreter (head sizes 32 and 16: the kernels take 16 … 128); on a GPU with --device cuda."""
     pytest.importorskip("triton")
     monkeypatch.setenv("TRITON_INTERPRET", "1")
-    model_dir = make_cross_encoder_dir("bert", "tiny-d32", num_labels=3)
+    model_dir = make_cross_encoder_dir(arch, shape, num_labels=num_labels)
     numpy_scores = minibert.CrossEncoder(model_dir).predict(PAIRS[:4])
     triton_scores = minibert.CrossEncoder(model_dir, backend="triton", device="cpu").predict(PAIRS[:4])
     assert_close(triton_scores, numpy_scores, atol=SCORE_ATOL, what="Triton vs NumPy cross-encoder")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from ..encoder.head import logits
 from ..encoder.pooling import normalize, pool
 from ..loading.config import ModelConfig
 from ..loading.weights import Weights
@@ -167,7 +168,7 @@ class OnnxEncoder:
         import torch
         import transformers
 
-        self.config = config
+        self.config, self.weights = config, weights
         self.input_names = ["input_ids", "attention_mask"] + (["token_type_ids"] if config.type_vocab_size else [])
         weights_file = config.model_dir / "model.safetensors"
         stat = weights_file.stat()
@@ -187,6 +188,10 @@ class OnnxEncoder:
     def embed(self, batch: PackedBatch, normalize_rows: bool) -> np.ndarray:
         pooled = pool(self.token_embeddings(batch), batch.cu_seqlens, self.config.pooling_modes)  # [B, C · modes]
         return normalize(pooled) if normalize_rows else pooled
+
+    def logits(self, batch: PackedBatch) -> np.ndarray:
+        cls_rows = self.token_embeddings(batch)[batch.cu_seqlens[:-1]]  # [B, C]
+        return logits(cls_rows, self.weights.head, self.config.head)  # the head in NumPy
 
 
 def onnx_encoder_factory(cache_dir: Path) -> Callable[[ModelConfig, Weights], OnnxEncoder]:

@@ -6,7 +6,9 @@ offsets) and returns float32 NumPy arrays on the host:
 - :meth:`Encoder.embed` — the Pooling module's output, [B, C · modes]; when asked, each row L2-normalized (the
   facade asks only when nothing comes between pooling and Normalize, so a backend may fuse it into its pooling:
   :func:`minibert.encoder.pooling.normalize_while_pooling`);
-- :meth:`Encoder.token_embeddings` — the last hidden states of the batch's tokens, [N, C].
+- :meth:`Encoder.token_embeddings` — the last hidden states of the batch's tokens, [N, C];
+- :meth:`Encoder.logits` — a cross-encoder's: its head (:mod:`minibert.encoder.head`) on each pair's [CLS] row,
+  [B, labels] (the backend may compute the last layer for those rows alone; a bi-encoder's backend need not have it).
 
 Dense, Normalize (when not fused), truncation and quantization run after, in the facade, the same for every
 backend. The backends: :class:`minibert.encoder.cpu.NumpyEncoder`, :class:`minibert.encoder.gpu.GpuEncoder`; the
@@ -33,6 +35,9 @@ class Encoder(Protocol):
         ...
 
     def token_embeddings(self, batch: PackedBatch) -> np.ndarray:  # [N] tokens -> [N, C]
+        ...
+
+    def logits(self, batch: PackedBatch) -> np.ndarray:  # a cross-encoder's [N] pair tokens -> [B, labels]
         ...
 
 

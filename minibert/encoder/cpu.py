@@ -43,6 +43,7 @@ from ..loading.config import ModelConfig
 from ..loading.weights import EncoderLayer, Weights
 from ..packing import PackedBatch
 from .blas import blas_threads
+from .head import logits
 from .pooling import normalize, pool
 from .positions import position_bias
 from .threads import default_threads, thread_plan
@@ -134,10 +135,12 @@ class AttentionScratch:
 
     def __init__(self, offsets: np.ndarray, H: int, D: int) -> None:
         starts, lengths = offsets[:-1], np.diff(offsets)
-        # (L, the first rows [S_L] of the sequences of length L) for each length L ≥ 1 present, shortest first
-        self.groups = [(int(L), starts[lengths == L]) for L in np.unique(lengths) if L > 0]
-        rows_max = max((L * len(s) for L, s in self.groups), default=0)
-        scores_max = max((L * L * len(s) for L, s in self.groups), default=0)
+        # (L, the first rows [S_L] of the sequences of length L, their indices [S_L]) for each length L ≥ 1 present,
+        # shortest first
+        indices = [np.flatnonzero(lengths == L) for L in np.unique(lengths) if L > 0]
+        self.groups = [(int(lengths[i[0]]), starts[i], i) for i in indices]
+        rows_max = max((L * len(s) for L, s, _ in self.groups), default=0)
+        scores_max = max((L * L * len(s) for L, s, _ in self.groups), default=0)
         L_max = self.groups[-1][0] if self.groups else 0
         self.H, self.D = H, D
         self._hld = [np.empty(rows_max * H * D, dtype=np.float32) for _ in range(4)]  # Q, Kᵀ, V, context
@@ -145,18 +148,19 @@ class AttentionScratch:
         self._row_sums = np.empty(H * rows_max, dtype=np.float32)
         self._ones = np.ones((L_max, 1), dtype=np.float32)
 
-    def arrays(self, S: int, L: int):
-        """query [S, H, L, D], key_t [S, H, D, L], value [S, H, L, D], context_layer [S, H, L, D], scores
-        [S, H, L, L], row_sums [S, H, L, 1], ones [L, 1] — views, valid until the next call."""
+    def arrays(self, S: int, L: int, Q: int):
+        """For S sequences of L tokens, Q ≤ L of them queries: query [S, H, Q, D], key_t [S, H, D, L], value
+        [S, H, L, D], context_layer [S, H, Q, D], scores [S, H, Q, L], row_sums [S, H, Q, 1], ones [L, 1] — views,
+        valid until the next call."""
         H, D = self.H, self.D
-        query, key_t, value, context_layer = (region[: S * H * L * D] for region in self._hld)
+        query, key_t, value, context_layer = self._hld
         return (
-            query.reshape(S, H, L, D),
-            key_t.reshape(S, H, D, L),
-            value.reshape(S, H, L, D),
-            context_layer.reshape(S, H, L, D),
-            self._scores[: S * H * L * L].reshape(S, H, L, L),
-            self._row_sums[: S * H * L].reshape(S, H, L, 1),
+            query[: S * H * Q * D].reshape(S, H, Q, D),
+            key_t[: S * H * L * D].reshape(S, H, D, L),
+            value[: S * H * L * D].reshape(S, H, L, D),
+            context_layer[: S * H * Q * D].reshape(S, H, Q, D),
+            self._scores[: S * H * Q * L].reshape(S, H, Q, L),
+            self._row_sums[: S * H * Q].reshape(S, H, Q, 1),
             self._ones[:L],
         )
 
@@ -173,41 +177,47 @@ def _exp_shifted_(query, key_t, bias, shift_by_row: bool, attention_scores, ones
     return np.matmul(attention_scores, ones, out=row_sums)
 
 
-def self_attention(mixed_qkv, qkv_bias, scratch: AttentionScratch, position_bias, context) -> np.ndarray:
+def self_attention(
+    mixed_qkv, qkv_bias, scratch: AttentionScratch, position_bias, context, first_only: bool = False
+) -> np.ndarray:
     """Packed rows, each sequence on its own tokens: context = softmax(Q Kᵀ/√D (+ bias)) V.
 
     mixed_qkv: [N, 3C] (before the bias), qkv_bias: [3, H, D], scratch: the batch's length groups and arrays
     (``AttentionScratch(offsets, H, D)``, offsets [S + 1] row starts), position_bias: [1, H, T, T] or None,
-    context: [N, C] output.
+    context: [N, C] output — or, with `first_only`, [S, C]: each sequence's first token only attends (the queries
+    of its other tokens are not computed), as a cross-encoder's last layer needs for its [CLS] row.
 
     Sequences of equal length go through together, as a stack of S_L sequences (many short queries are a few
     stacks instead of many small calls); a length held by one sequence reads and writes its rows in place. The
     softmax shifts the scores by each sequence's maximum, not each row's (one reduction instead of a slow
     per-row one; any shift gives the same softmax), and divides by the row sums after the A·V product, on
     [H, L, D] instead of [H, L, L]. A row whose maximum is far below its sequence's (its sum < 1e-30, where exp
-    would lose precision) sends its stack through per-row shifts instead.
+    would lose precision) sends its stack through per-row shifts instead; one query row per head is shifted by its
+    own maximum from the start.
     """
     _, H, D = qkv_bias.shape
     query_bias, key_bias, value_bias = qkv_bias[:, None, :, None, :]  # [1, H, 1, D] each
     key_bias = key_bias.transpose(0, 1, 3, 2)  # [1, H, D, 1]
     scale = np.float32(1 / math.sqrt(D))
-    for L, starts in scratch.groups:
-        S = len(starts)
-        query, key_t, value, context_layer, attention_scores, row_sums, ones = scratch.arrays(S, L)
+    for L, starts, index in scratch.groups:
+        S, Q = len(starts), 1 if first_only else L  # Q: query rows per sequence
+        query, key_t, value, context_layer, attention_scores, row_sums, ones = scratch.arrays(S, L, Q)
         rows = slice(starts[0], starts[0] + L) if S == 1 else (starts[:, None] + np.arange(L)).reshape(-1)
         mixed = mixed_qkv[rows].reshape(S, L, 3, H, D)
-        # add the bias and lay the heads out: Q and V as [S, H, L, D], K already transposed as [S, H, D, L]
-        np.add(mixed[:, :, 0].transpose(0, 2, 1, 3), query_bias, out=query)
+        # add the bias and lay the heads out: Q and V as [S, H, ·, D], K already transposed as [S, H, D, L]
+        np.add(mixed[:, :Q, 0].transpose(0, 2, 1, 3), query_bias, out=query)
         query *= scale
         np.add(mixed[:, :, 1].transpose(0, 2, 3, 1), key_bias, out=key_t)
         np.add(mixed[:, :, 2].transpose(0, 2, 1, 3), value_bias, out=value)
-        bias = None if position_bias is None else position_bias[:, :, :L, :L]  # MPNet: [1, H, L, L]
+        bias = None if position_bias is None else position_bias[:, :, :Q, :L]  # MPNet: [1, H, Q, L]
 
-        _exp_shifted_(query, key_t, bias, False, attention_scores, ones, row_sums)
-        if row_sums.min() < _MIN_ROW_SUM:
+        _exp_shifted_(query, key_t, bias, first_only, attention_scores, ones, row_sums)
+        if not first_only and row_sums.min() < _MIN_ROW_SUM:
             _exp_shifted_(query, key_t, bias, True, attention_scores, ones, row_sums)
-        np.matmul(attention_scores, value, out=context_layer)  # [S, H, L, L] @ [S, H, L, D] -> [S, H, L, D]
-        if S == 1:
+        np.matmul(attention_scores, value, out=context_layer)  # [S, H, Q, L] @ [S, H, L, D] -> [S, H, Q, D]
+        if first_only:  # -> [S, C] rows, one per sequence
+            context[index] = np.divide(context_layer, row_sums, out=context_layer).reshape(S, H * D)
+        elif S == 1:
             np.divide(context_layer[0], row_sums[0], out=context[rows].reshape(L, H, D).transpose(1, 0, 2))
         else:  # -> [S, L, H, D] rows, scattered back to their places
             np.divide(context_layer, row_sums, out=context_layer)
@@ -242,30 +252,37 @@ class Steps:
 STEPS = Steps(self_attention=self_attention, bias_gelu=bias_gelu_, residual_layernorm=residual_layernorm_, pool=pool)
 
 
-def encoder_layer(hidden_states, position_bias, layer: EncoderLayer, cfg: ModelConfig, buf: _Buffers, steps: Steps):
-    """One post-LN block on packed [N, C] rows, in place: hidden_states becomes the layer's output."""
+def encoder_layer(
+    hidden_states, position_bias, layer: EncoderLayer, cfg: ModelConfig, buf: _Buffers, steps: Steps, first_rows=None
+) -> np.ndarray:
+    """One post-LN block on packed [N, C] rows: returns the layer's output, [N, C] in place of hidden_states — or,
+    given `first_rows` (each sequence's first row, [S]), only those rows' outputs, [S, C]: every row's keys and
+    values, then attention, the attention output and the FFN for those rows alone."""
     eps = cfg.layer_norm_eps
     H, D = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
+    R = len(hidden_states) if first_rows is None else len(first_rows)  # the rows the layer outputs
     np.matmul(hidden_states, layer.qkv_weight, out=buf.mixed_qkv)  # [N, C] @ [C, 3C] -> [N, 3C]
-    steps.self_attention(
-        buf.mixed_qkv, layer.qkv_bias.reshape(3, H, D), buf.attention, position_bias, buf.context_layer
-    )  # [N, C]
-    attention_output = np.matmul(buf.context_layer, layer.attention_output_weight, out=buf.attention_output)
+    context_layer = steps.self_attention(
+        buf.mixed_qkv, layer.qkv_bias.reshape(3, H, D), buf.attention, position_bias, buf.context_layer[:R],
+        first_rows is not None,
+    )  # [R, C]  # fmt: skip
+    residual = hidden_states if first_rows is None else hidden_states[first_rows]  # [R, C]
+    attention_output = np.matmul(context_layer, layer.attention_output_weight, out=buf.attention_output[:R])
     steps.residual_layernorm(
         attention_output,
-        hidden_states,
+        residual,
         layer.attention_output_bias,
         layer.attention_layernorm_weight,
         layer.attention_layernorm_bias,
         eps,
     )
-    intermediate_output = np.matmul(attention_output, layer.intermediate_weight, out=buf.intermediate_output)
+    intermediate_output = np.matmul(attention_output, layer.intermediate_weight, out=buf.intermediate_output[:R])
     if cfg.hidden_act == "gelu":
-        steps.bias_gelu(intermediate_output, layer.intermediate_bias)  # [N, F]
+        steps.bias_gelu(intermediate_output, layer.intermediate_bias)  # [R, F]
     else:
         intermediate_output += layer.intermediate_bias
         np.maximum(intermediate_output, 0, out=intermediate_output)
-    layer_output = np.matmul(intermediate_output, layer.output_weight, out=hidden_states)  # [N, F] -> [N, C]
+    layer_output = np.matmul(intermediate_output, layer.output_weight, out=residual)  # [R, F] -> [R, C]
     return steps.residual_layernorm(
         layer_output,
         attention_output,
@@ -277,8 +294,9 @@ def encoder_layer(hidden_states, position_bias, layer: EncoderLayer, cfg: ModelC
 
 
 def encode_packed(input_ids, position_ids, token_type_ids, offsets, position_bias, w: Weights, cfg: ModelConfig,
-                  steps: Steps):  # fmt: skip
-    """Sequences packed end to end: [N] ids, positions, types; [S + 1] row offsets -> hidden states [N, C]."""
+                  steps: Steps, first_only: bool = False):  # fmt: skip
+    """Sequences packed end to end: [N] ids, positions, types; [S + 1] row offsets -> hidden states [N, C]; with
+    `first_only`, the last layer for each sequence's first token alone: [S, C] (every sequence ≥ 1 token)."""
     hidden_states = w.word_embeddings[input_ids]  # [N, E]
     others = w.position_embeddings[position_ids]  # [N, E]
     if w.token_type_embeddings is not None:
@@ -290,28 +308,41 @@ def encode_packed(input_ids, position_ids, token_type_ids, offsets, position_bia
         hidden_states = hidden_states @ w.embeddings_project_weight
         hidden_states += w.embeddings_project_bias
     buf = _Buffers(offsets, cfg)
-    for layer in w.layers:
-        encoder_layer(hidden_states, position_bias, layer, cfg, buf, steps)
+    for i, layer in enumerate(w.layers):
+        last = i == len(w.layers) - 1
+        first_rows = offsets[:-1] if first_only and last else None
+        hidden_states = encoder_layer(hidden_states, position_bias, layer, cfg, buf, steps, first_rows)
     return hidden_states
 
 
 def forward(
-    batch: PackedBatch, w: Weights, cfg: ModelConfig, *, threads: int | None = None, steps: Steps = STEPS
+    batch: PackedBatch,
+    w: Weights,
+    cfg: ModelConfig,
+    *,
+    threads: int | None = None,
+    steps: Steps = STEPS,
+    first_only: bool = False,
 ) -> np.ndarray:
     """The encoder on a packed batch: [N] tokens -> last hidden states [N, C] (float32), its sequences in groups on
     up to `threads` threads (default :func:`~minibert.encoder.threads.default_threads`). Equal to
-    :func:`minibert.encoder.reference.forward` on ``batch.to_padded()``, at the real tokens."""
+    :func:`minibert.encoder.reference.forward` on ``batch.to_padded()``, at the real tokens. With `first_only`, the
+    last hidden state of each sequence's first token: [B, C] (every sequence must have a token)."""
     cu_seqlens = batch.cu_seqlens  # [B + 1]
+    if first_only and len(batch.lengths) and batch.lengths.min() < 1:
+        raise ValueError("first_only needs every sequence to have a token")
     positions = batch.position_ids(cfg.position_padding_idx)  # [N]
     table = w.relative_attention_bias
     bias = None if table is None else position_bias(batch.max_seqlen, table)  # [1, H, T, T] (MPNet)
-    last_hidden_state = np.empty((len(batch.input_ids), cfg.hidden_size), dtype=np.float32)  # [N, C]
+    rows = len(batch.lengths) if first_only else len(batch.input_ids)
+    last_hidden_state = np.empty((rows, cfg.hidden_size), dtype=np.float32)  # [N, C] or [B, C]
 
     def run(b0: int, b1: int) -> None:
         t0, t1 = cu_seqlens[b0], cu_seqlens[b1]  # the group's rows
-        last_hidden_state[t0:t1] = encode_packed(
+        out = slice(b0, b1) if first_only else slice(t0, t1)
+        last_hidden_state[out] = encode_packed(
             batch.input_ids[t0:t1], positions[t0:t1], batch.token_type_ids[t0:t1], cu_seqlens[b0 : b1 + 1] - t0,
-            bias, w, cfg, steps,
+            bias, w, cfg, steps, first_only,
         )  # fmt: skip
 
     groups, blas = thread_plan(batch.lengths, default_threads() if threads is None else threads)
@@ -343,7 +374,20 @@ class NumpyEncoder:
         """[N] tokens -> their last hidden states [N, C] float32."""
         return forward(batch, self.weights, self.config, threads=self.threads, steps=self.steps)
 
+    def first_token_states(self, batch: PackedBatch) -> np.ndarray:
+        """[N] tokens -> the last hidden state of each sequence's first token, [B, C] float32: the last layer runs
+        for those rows alone (every sequence must have a token)."""
+        return forward(batch, self.weights, self.config, threads=self.threads, steps=self.steps, first_only=True)
+
     def embed(self, batch: PackedBatch, normalize_rows: bool) -> np.ndarray:
-        """[N] tokens -> pooled [B, C · modes] float32, straight from the packed rows; L2-normalized when asked."""
-        pooled = self.steps.pool(self.token_embeddings(batch), batch.cu_seqlens, self.config.pooling_modes)
+        """[N] tokens -> pooled [B, C · modes] float32, straight from the packed rows; L2-normalized when asked.
+        CLS pooling alone runs the last layer on the [CLS] rows only."""
+        if self.config.pooling_modes == ("cls",) and batch.lengths.min(initial=1) > 0:
+            pooled = self.first_token_states(batch)
+        else:
+            pooled = self.steps.pool(self.token_embeddings(batch), batch.cu_seqlens, self.config.pooling_modes)
         return normalize(pooled) if normalize_rows else pooled
+
+    def logits(self, batch: PackedBatch) -> np.ndarray:
+        """A cross-encoder's packed pairs -> its head's logits [B, labels] float32, from the [CLS] rows alone."""
+        return logits(self.first_token_states(batch), self.weights.head, self.config.head)

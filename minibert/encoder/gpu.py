@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import BackendUnavailableError, InputError, UnsupportedModelError
 from ..loading.config import ModelConfig
-from ..loading.weights import Weights
+from ..loading.weights import HeadWeights, Weights
 from ..packing import PackedBatch
 from .positions import relative_position_bucket
 
@@ -200,10 +200,12 @@ class GpuEncoder:
                 )
         self.config = config
         self.device, self.dtype = resolve_device(device, dtype)
-        # Dense heads (and a cross-encoder's head) run on the host, in NumPy; the bias table stays fp32 (the kernel
-        # reads fp32)
-        encoder = dataclasses.replace(weights, dense=(), head=None)  # a cross-encoder's head, too
+        import torch
+        # Dense heads run on the host, in NumPy; the bias table stays fp32 (the kernel reads fp32), and so does a
+        # cross-encoder's head (on the fp32 [CLS] rows)
+        encoder = dataclasses.replace(weights, dense=(), head=None)
         self.weights = _to_device(encoder, self.device, self.dtype, fp32_fields=("relative_attention_bias",))
+        self.head = None if weights.head is None else _to_device(weights.head, self.device, torch.float32)
 
     def hidden_states(self, batch: PackedBatch):
         """The packed batch's last hidden states on the device: [N, C] in the backend's dtype, and its segments."""
@@ -233,6 +235,32 @@ class GpuEncoder:
         with torch.inference_mode(), _tf32_off(torch):
             hidden, segments = self.hidden_states(batch)  # [N, C]
             return pool_packed(hidden, segments, self.config, normalize_rows).cpu().numpy()
+
+    def logits(self, batch: PackedBatch) -> np.ndarray:
+        """A cross-encoder's packed pairs -> its head's logits [B, labels], float32 on the host: the [CLS] rows
+        (:func:`~minibert.kernels.pooling.cls_pool`, fp32) and the head computed on the device."""
+        import torch
+
+        from ..kernels.pooling import cls_pool
+
+        with torch.inference_mode(), _tf32_off(torch):
+            hidden, segments = self.hidden_states(batch)  # [N, C]
+            cls_rows = cls_pool(hidden, segments, normalize=False)  # [B, C] float32
+            return head_logits(cls_rows, self.head, self.config.head.activation).cpu().numpy()
+
+
+def head_logits(cls_rows, head: HeadWeights, activation: str):
+    """The head of :mod:`minibert.encoder.head` on the device: dense → tanh (BERT's pooler) or the exact GELU
+    (:func:`~minibert.kernels.gelu.bias_gelu_`, ELECTRA's) → out; [B, C] -> [B, labels]."""
+    import torch
+
+    from ..kernels.gelu import bias_gelu_
+
+    if activation == "gelu":
+        hidden = bias_gelu_(torch.mm(cls_rows, head.dense_weight), head.dense_bias)  # [B, C]
+    else:  # tanh
+        hidden = torch.tanh_(torch.addmm(head.dense_bias, cls_rows, head.dense_weight))  # [B, C]
+    return torch.addmm(head.out_bias, hidden, head.out_weight)  # [B, labels]
 
 
 @contextlib.contextmanager

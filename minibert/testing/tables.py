@@ -71,6 +71,9 @@ ELECTRA_SHAPES = {
     "tiny-unprojected": dict(
         embedding_size=32, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37
     ),
+    "tiny-d16": dict(
+        embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37
+    ),
     "electra-small": dict(
         embedding_size=128, hidden_size=256, num_hidden_layers=12, num_attention_heads=4, intermediate_size=1024
     ),

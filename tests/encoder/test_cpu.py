@@ -97,6 +97,20 @@ def test_sequences_split_across_threads_match_transformers(make_bert_dir, monkey
     assert_close(ours, ref, atol=1e-4, rtol=1e-5, what=f"last_hidden_state on {n_threads} threads")
 
 
+@pytest.mark.parametrize("arch", ["bert", "distilbert", "mpnet"])
+def test_first_token_states_are_transformers_last_hidden_state_at_each_first_token(request, monkeypatch, arch):
+    """The last layer run for the [CLS] rows alone (CLS pooling, cross-encoders), split over threads, with lengths
+    held by several sequences and a one-token text."""
+    monkeypatch.setattr(threads, "MIN_GROUP_TOKENS", 1)
+    model = minibert.SentenceTransformer(request.getfixturevalue(f"make_{arch}_dir")("tiny"))
+    batch = model.tokenize([*RAGGED, "short", RAGGED[1]])
+    encoder = cpu.NumpyEncoder(model.config, model.weights, threads=2)
+    ours = encoder.first_token_states(batch)  # [B, C]
+    ref = reference_hidden_states(model.model_dir, batch)[batch.cu_seqlens[:-1]]
+    assert ours.shape == (len(batch.lengths), model.config.hidden_size)
+    assert_close(ours, ref, atol=1e-4, rtol=1e-5, what=f"{arch} first-token states")
+
+
 @pytest.mark.parametrize(
     "lengths, n_groups",
     [([5], 4), ([3, 3, 3, 3], 2), ([100, 1, 1, 1, 1], 2), ([7, 9, 2, 2, 30, 4, 4, 1], 3), ([1] * 10, 8)],
@@ -179,8 +193,9 @@ def _attention_float64(mixed_qkv, qkv_bias, H):
     return (probs @ v).transpose(1, 0, 2).reshape(L, H * D)
 
 
+@pytest.mark.parametrize("first_only", [False, True])
 @pytest.mark.parametrize("query_scale", [1.0, 30.0])
-def test_self_attention_matches_float64_softmax_attention(query_scale):
+def test_self_attention_matches_float64_softmax_attention(query_scale, first_only):
     # query_scale 30: in head 0, token 0's query and key are 30·u, so its score is ≈ 900·|u|²/√D ≈ 2500 while the
     # other rows' scores stay below 1: a shift by the sequence's maximum alone would underflow those rows to 0/0,
     # and the per-row fallback must catch it.
@@ -193,11 +208,16 @@ def test_self_attention_matches_float64_softmax_attention(query_scale):
     mixed_qkv[0, C : C + D] = query_scale * u  # its key
     qkv_bias = (rng.normal(size=(3, H, D)) * 0.1).astype(np.float32)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
-    poisoned = np.full((sum(lengths), H * D), np.nan, np.float32)
-    context = cpu.self_attention(mixed_qkv, qkv_bias, cpu.AttentionScratch(offsets, H, D), None, poisoned)
-    expected = np.concatenate(
-        [_attention_float64(mixed_qkv[a:b], qkv_bias, H) for a, b in itertools.pairwise(offsets) if b > a]
-    )
+    scratch = cpu.AttentionScratch(offsets, H, D)
+    poisoned = np.full((len(lengths) if first_only else sum(lengths), H * D), np.nan, np.float32)
+    context = cpu.self_attention(mixed_qkv, qkv_bias, scratch, None, poisoned, first_only)
+    per_sequence = [_attention_float64(mixed_qkv[a:b], qkv_bias, H) for a, b in itertools.pairwise(offsets) if b > a]
+    if first_only:  # one row per sequence: its first token's; the empty sequence's row is not written
+        expected = np.stack([rows[0] for rows in per_sequence])
+        assert np.isnan(context[lengths.index(0)]).all()
+        context = context[np.array(lengths) > 0]
+    else:
+        expected = np.concatenate(per_sequence)
     assert_close(context, expected, atol=1e-5, rtol=1e-5, what=f"attention (query scale {query_scale})")
 
 
