@@ -20,6 +20,10 @@ readable one:
   NumPy's exp is vectorized, so this is 18 passes over the data against 27 for x·(½ + ½·erf) from a rational
   erf, and it has no ½ + ½·erf cancellation for negative x. Its error is within 8 ulp(GELU(x)) + 2e-7 on every
   SIMD level NumPy dispatches to (ARCHITECTURE.md, "The fast GELU's bound", derives it; the tests check it).
+- **Only the rows that are read.** A cross-encoder reads one row per pair, its [CLS] token's, and so does CLS
+  pooling: the last layer then computes every row's keys and values but attention, the attention output and the FFN
+  for the first rows alone (``output="first_tokens"``); a cross-encoder's head runs on them inside the same
+  threads, under the forward's BLAS count (``output="logits"``).
 - **Attention per sequence, on its own tokens** (no mask, no padded scores), sequences of equal length
   stacked into one call (a batch of short queries is then a few calls, not one per query). K is laid out
   transposed for QKᵀ; Q is scaled by 1/√D before it (a pass over [H, L, D], not [H, L, L]); the softmax shifts
@@ -315,6 +319,9 @@ def encode_packed(input_ids, position_ids, token_type_ids, offsets, position_bia
     return hidden_states
 
 
+OUTPUTS = ("tokens", "first_tokens", "logits")
+
+
 def forward(
     batch: PackedBatch,
     w: Weights,
@@ -322,38 +329,49 @@ def forward(
     *,
     threads: int | None = None,
     steps: Steps = STEPS,
-    first_only: bool = False,
+    output: str = "tokens",
 ) -> np.ndarray:
     """The encoder on a packed batch: [N] tokens -> last hidden states [N, C] (float32), its sequences in groups on
     up to `threads` threads (default :func:`~minibert.encoder.threads.default_threads`). Equal to
-    :func:`minibert.encoder.reference.forward` on ``batch.to_padded()``, at the real tokens. With `first_only`, the
-    last hidden state of each sequence's first token: [B, C] (every sequence must have a token)."""
+    :func:`minibert.encoder.reference.forward` on ``batch.to_padded()``, at the real tokens.
+
+    `output` "first_tokens": the last hidden state of each sequence's first token, [B, C], the last layer run for
+    those rows alone (every sequence must have a token); "logits": a cross-encoder's head on them, [B, labels] —
+    in the groups' threads, so that its GEMMs too run with the forward's BLAS count (a GEMM on more BLAS threads
+    between grouped forwards wakes OpenBLAS's workers, which then spin on the cores the next forward's groups need).
+    """
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
     cu_seqlens = batch.cu_seqlens  # [B + 1]
+    first_only = output != "tokens"
     if first_only and len(batch.lengths) and batch.lengths.min() < 1:
-        raise ValueError("first_only needs every sequence to have a token")
+        raise ValueError(f"output={output!r} needs every sequence to have a token")
     positions = batch.position_ids(cfg.position_padding_idx)  # [N]
     table = w.relative_attention_bias
     bias = None if table is None else position_bias(batch.max_seqlen, table)  # [1, H, T, T] (MPNet)
     rows = len(batch.lengths) if first_only else len(batch.input_ids)
-    last_hidden_state = np.empty((rows, cfg.hidden_size), dtype=np.float32)  # [N, C] or [B, C]
+    width = cfg.head.num_labels if output == "logits" else cfg.hidden_size
+    result = np.empty((rows, width), dtype=np.float32)  # [N, C], [B, C] or [B, labels]
 
     def run(b0: int, b1: int) -> None:
         t0, t1 = cu_seqlens[b0], cu_seqlens[b1]  # the group's rows
-        out = slice(b0, b1) if first_only else slice(t0, t1)
-        last_hidden_state[out] = encode_packed(
+        hidden_states = encode_packed(
             batch.input_ids[t0:t1], positions[t0:t1], batch.token_type_ids[t0:t1], cu_seqlens[b0 : b1 + 1] - t0,
             bias, w, cfg, steps, first_only,
         )  # fmt: skip
+        if output == "logits":
+            hidden_states = logits(hidden_states, w.head, cfg.head)
+        result[slice(b0, b1) if first_only else slice(t0, t1)] = hidden_states
 
     groups, blas = thread_plan(batch.lengths, default_threads() if threads is None else threads)
     with blas_threads(blas):
         if len(groups) == 1:
             run(*groups[0])
-            return last_hidden_state
+            return result
         with ThreadPoolExecutor(len(groups), thread_name_prefix="minibert") as pool:
             for future in [pool.submit(run, b0, b1) for b0, b1 in groups]:
                 future.result()
-    return last_hidden_state
+    return result
 
 
 class NumpyEncoder:
@@ -377,7 +395,7 @@ class NumpyEncoder:
     def first_token_states(self, batch: PackedBatch) -> np.ndarray:
         """[N] tokens -> the last hidden state of each sequence's first token, [B, C] float32: the last layer runs
         for those rows alone (every sequence must have a token)."""
-        return forward(batch, self.weights, self.config, threads=self.threads, steps=self.steps, first_only=True)
+        return forward(batch, self.weights, self.config, threads=self.threads, steps=self.steps, output="first_tokens")
 
     def embed(self, batch: PackedBatch, normalize_rows: bool) -> np.ndarray:
         """[N] tokens -> pooled [B, C · modes] float32, straight from the packed rows; L2-normalized when asked.
@@ -390,4 +408,4 @@ class NumpyEncoder:
 
     def logits(self, batch: PackedBatch) -> np.ndarray:
         """A cross-encoder's packed pairs -> its head's logits [B, labels] float32, from the [CLS] rows alone."""
-        return logits(self.first_token_states(batch), self.weights.head, self.config.head)
+        return forward(batch, self.weights, self.config, threads=self.threads, steps=self.steps, output="logits")

@@ -14,6 +14,7 @@ import torch
 import minibert
 from minibert.cli import THREADS_ENV, threads_from_env
 from minibert.encoder import blas, cpu, threads
+from minibert.encoder.head import logits as head_logits
 from minibert.encoder.reference import layer_norm
 from minibert.testing import RAGGED, assert_close, reference_hidden_states
 from tests.helpers import ROOT
@@ -129,6 +130,30 @@ def _blas_controls():
     if controls is None:
         pytest.skip("NumPy here does not use OpenBLAS (the forward then leaves BLAS threads alone)")
     return controls
+
+
+def test_a_cross_encoders_head_runs_with_its_forwards_blas_count(make_cross_encoder_dir, monkeypatch):
+    """A grouped forward's GEMMs each run on one BLAS thread, the head's too: a GEMM on more threads between
+    forwards wakes OpenBLAS's workers, which spin on the cores the next forward's groups need."""
+    set_threads, get_threads = _blas_controls()
+    monkeypatch.setattr(threads, "MIN_GROUP_TOKENS", 1)
+    model = minibert.CrossEncoder(make_cross_encoder_dir("bert", "tiny"), threads=2)
+    batch = model.pack([("a query", "a passage about it")] * 4)
+    assert len(threads.thread_plan(batch.lengths, 2)[0]) == 2
+    counts: list[int] = []
+
+    def head(*args):
+        counts.append(get_threads())
+        return head_logits(*args)
+
+    monkeypatch.setattr(cpu, "logits", head)
+    before = get_threads()
+    set_threads(2)
+    try:
+        model.logits(batch)
+    finally:
+        set_threads(before)
+    assert counts == [1, 1]  # one head per group, each inside the forward's one-thread BLAS count
 
 
 def test_blas_threads_runs_each_forward_with_its_count_and_restores_the_count_found_before():
