@@ -10,18 +10,16 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import pytest
 import pytrec_eval
 
 from minibert.retrieval.corpus import read_corpus
 from minibert.retrieval.judgements import read_qrels
 from minibert.retrieval.metrics import K_VALUES
-from minibert.testing import ACTIVATION_IDENTITY
+from minibert.testing import ACTIVATION_IDENTITY, scale_classifier
 from tests.helpers import MINIBERT, ROOT
 from tests.test_eval_cli import DATA, MEASURES, TREC_NAMES
 
@@ -30,15 +28,8 @@ CORPUS = ROOT / "examples" / "corpus.txt"
 
 @pytest.fixture(scope="module")
 def cross_encoder_dir(make_cross_encoder_dir, tmp_path_factory) -> Path:
-    from safetensors.numpy import load_file, save_file
-
     source = make_cross_encoder_dir("bert", "tiny", activation=ACTIVATION_IDENTITY)
-    spread = tmp_path_factory.mktemp("spread") / "cross-encoder"
-    shutil.copytree(source, spread)
-    tensors = load_file(source / "model.safetensors")
-    tensors["classifier.weight"] = tensors["classifier.weight"] * np.float32(1000)
-    save_file(tensors, spread / "model.safetensors", metadata={"format": "pt"})
-    return spread
+    return scale_classifier(source, tmp_path_factory.mktemp("spread") / "cross-encoder", 1000)
 
 
 def run(*args: str, home: Path) -> subprocess.CompletedProcess:

@@ -13,6 +13,7 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError
 from .contenders import REFERENCE
@@ -78,28 +79,38 @@ def _ratio_text(value: float, reference: float | None) -> str:
     return f"{value / reference:.2f}×" if reference else "–"
 
 
-def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> str:
-    """The markdown report: a header, the throughput table, cold start and RSS tables, the notes."""
-    lines = [f"- {key}: {value}" for key, value in header.items()]
-    lines += [
+def _throughput_table(
+    runs: Sequence[ModelRun | RerankRun], unit: str, items: Callable[[Any], int], compared: str
+) -> list[str]:
+    """Rates per contender (median and spread of the rounds), tokens/s, GFLOP/s and its share of the sgemm peak, the
+    ratio to sentence-transformers and the max |Δ| of what is `compared`; then why a contender is missing. `unit`:
+    what is counted (docs, pairs), `items(run)` how many of them a round did."""
+    lines = [
         "",
-        "| model | contender | docs/s median (min–max) | tokens/s | GFLOP/s | % of sgemm peak | "
-        "× sentence-transformers | max \\|Δ\\| vs sentence-transformers |",
+        f"| model | contender | {unit}/s median (min–max) | tokens/s | GFLOP/s | % of sgemm peak | "
+        f"× sentence-transformers | max \\|Δ\\| {compared}vs sentence-transformers |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         reference = statistics.median(run.rates[REFERENCE]) if REFERENCE in run.rates else None
         for name, rates in run.rates.items():
-            docs = statistics.median(rates)
-            gflops = run.flops / run.passages * docs / 1e9
+            rate = statistics.median(rates)
+            gflops = run.flops / items(run) * rate / 1e9
             lines.append(
-                f"| {run.label} | {name} | {_spread(rates)} | {run.tokens / run.passages * docs:,.0f} | "
-                f"{gflops:.1f} | {100 * gflops / run.sgemm_peak:.0f}% | {_ratio_text(docs, reference)} | "
+                f"| {run.label} | {name} | {_spread(rates)} | {run.tokens / items(run) * rate:,.0f} | {gflops:.1f} | "
+                f"{100 * gflops / run.sgemm_peak:.0f}% | {_ratio_text(rate, reference)} | "
                 f"{_gap_text(name, run.max_diff[name])} |"
             )
     for run in runs:
         for name, why in run.unavailable.items():
             lines.append(f"\n{run.label}: {name}: {why}")
+    return lines
+
+
+def format_report(runs: list[ModelRun], header: dict[str, str], rounds: int) -> str:
+    """The markdown report: a header, the throughput table, cold start and RSS tables, the notes."""
+    lines = [f"- {key}: {value}" for key, value in header.items()]
+    lines += _throughput_table(runs, "docs", lambda run: run.passages, "")
     lines += [
         "",
         f"{rounds} alternating round(s) after a warm-up; GFLOP/s counts the encoder layers' useful FLOPs on real "
@@ -145,25 +156,7 @@ def format_rerank_report(runs: list[RerankRun], header: dict[str, str], rounds: 
     """The cross-encoder report: a header; pairs/s (tokens/s, GFLOP/s, share of the sgemm peak, ratio to
     sentence-transformers, max |Δ| of the scores); the latency of reranking one query's candidates."""
     lines = [f"- {key}: {value}" for key, value in header.items()]
-    lines += [
-        "",
-        "| model | contender | pairs/s median (min–max) | tokens/s | GFLOP/s | % of sgemm peak | "
-        "× sentence-transformers | max \\|Δ\\| score vs sentence-transformers |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for run in runs:
-        reference = statistics.median(run.rates[REFERENCE]) if REFERENCE in run.rates else None
-        for name, rates in run.rates.items():
-            pairs = statistics.median(rates)
-            gflops = run.flops / run.pairs * pairs / 1e9
-            lines.append(
-                f"| {run.label} | {name} | {_spread(rates)} | {run.tokens / run.pairs * pairs:,.0f} | {gflops:.1f} | "
-                f"{100 * gflops / run.sgemm_peak:.0f}% | {_ratio_text(pairs, reference)} | "
-                f"{_gap_text(name, run.max_diff[name])} |"
-            )
-    for run in runs:
-        for name, why in run.unavailable.items():
-            lines.append(f"\n{run.label}: {name}: {why}")
+    lines += _throughput_table(runs, "pairs", lambda run: run.pairs, "score ")
     lines += [
         "",
         "| model | contender | rerank one query's candidates, p50 / p95 / p99 ms | p50 × sentence-transformers' | "

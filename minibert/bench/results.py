@@ -42,6 +42,31 @@ def latency_rows(
     return rows
 
 
+def throughput_rows(
+    what: str,
+    run: ModelRun | RerankRun,
+    items: int,
+    unit: str,
+    compared: str,
+    batch_size: int,
+    where: Mapping[str, str],
+) -> list[dict[str, object]]:
+    """Per contender: its rate over the rounds in `unit` (`items` per round), tokens/s, GFLOP/s, the max |Δ| of what
+    is `compared` to sentence-transformers; then the sgemm peak."""
+    rows = []
+    for name, rates in run.rates.items():
+        rows.append(result_row(what, name, "throughput", unit, batch_size, rates, where))
+        tokens = [run.tokens / items * r for r in rates]
+        rows.append(result_row(what, name, "throughput", "tokens/s", batch_size, tokens, where))
+        gflops = [run.flops / items * r / 1e9 for r in rates]
+        rows.append(result_row(what, name, "compute", "GFLOP/s", batch_size, gflops, where))
+        if run.max_diff.get(name) is not None:
+            rows.append(result_row(what, name, f"max |Δ| {compared}vs sentence-transformers", "1", batch_size,
+                                   [run.max_diff[name]], where))  # fmt: skip
+    rows.append(result_row(what, "numpy sgemm", "peak compute", "GFLOP/s", "", [run.sgemm_peak], where))
+    return rows
+
+
 def bench_rows(
     runs: Sequence[ModelRun],
     batch_size: int,
@@ -55,16 +80,7 @@ def bench_rows(
     rows = []
     for run in runs:
         passages = f"{run.label}: {corpus} passages ({run.passages}, {run.tokens / run.passages:.1f} tokens each)"
-        for name, rates in run.rates.items():
-            rows.append(result_row(passages, name, "throughput", "docs/s", batch_size, rates, where))
-            tokens = [run.tokens / run.passages * r for r in rates]
-            rows.append(result_row(passages, name, "throughput", "tokens/s", batch_size, tokens, where))
-            gflops = [run.flops / run.passages * r / 1e9 for r in rates]
-            rows.append(result_row(passages, name, "compute", "GFLOP/s", batch_size, gflops, where))
-            if run.max_diff.get(name) is not None:
-                rows.append(result_row(passages, name, "max |Δ| vs sentence-transformers", "1", batch_size,
-                                       [run.max_diff[name]], where))  # fmt: skip
-        rows.append(result_row(passages, "numpy sgemm", "peak compute", "GFLOP/s", "", [run.sgemm_peak], where))
+        rows += throughput_rows(passages, run, run.passages, "docs/s", "", batch_size, where)
         if run.queries and bandwidth is not None:
             queries = f"{run.label}: queries ({run.queries} distinct, {run.query_tokens:.1f} tokens each)"
             for name, rates in run.query_rates.items():
@@ -93,16 +109,7 @@ def rerank_rows(
             f"{CROSS_ENCODER}, {run.label}: (query, {corpus} passage) pairs ({run.pairs}, "
             f"{run.tokens / run.pairs:.1f} tokens each)"
         )
-        for name, rates in run.rates.items():
-            rows.append(result_row(pairs, name, "throughput", "pairs/s", batch_size, rates, where))
-            tokens = [run.tokens / run.pairs * r for r in rates]
-            rows.append(result_row(pairs, name, "throughput", "tokens/s", batch_size, tokens, where))
-            gflops = [run.flops / run.pairs * r / 1e9 for r in rates]
-            rows.append(result_row(pairs, name, "compute", "GFLOP/s", batch_size, gflops, where))
-            if run.max_diff.get(name) is not None:
-                rows.append(result_row(pairs, name, "max |Δ| score vs sentence-transformers", "1", batch_size,
-                                       [run.max_diff[name]], where))  # fmt: skip
-        rows.append(result_row(pairs, "numpy sgemm", "peak compute", "GFLOP/s", "", [run.sgemm_peak], where))
+        rows += throughput_rows(pairs, run, run.pairs, "pairs/s", "score ", batch_size, where)
         rerank = (
             f"{CROSS_ENCODER}, {run.label}: rerank {run.candidates} {corpus} passages per query "
             f"({run.queries} queries, {run.candidate_tokens:.1f} tokens per pair, batch {batch_size})"

@@ -37,15 +37,16 @@ def median_ms(fn: Callable[[], object], repeats: int = 3) -> float:
 
 
 def alternating(
-    measures: Mapping[str, Callable[[], float]], rounds: int, progress: str | None = None
+    measures: Mapping[str, Callable[[], float]], rounds: int, progress: str | None = None, pause_s: float = 0.0
 ) -> dict[str, list[float]]:
     """Each contender's measurement (a rate, say) per round: `rounds` rounds, in each every contender once, in
-    order (A B C A B C ...), so machine noise hits all alike. With `progress`, "<progress> i/rounds" goes to stderr
-    before each round."""
+    order (A B C A B C ...), so machine noise hits all alike, each after `pause_s` idle seconds. With `progress`,
+    "<progress> i/rounds" goes to stderr before each round."""
     values: dict[str, list[float]] = {name: [] for name in measures}
     for round_index in range(rounds):
         if progress is not None:
             print(f"{progress} {round_index + 1}/{rounds}", file=sys.stderr)
         for name, measure in measures.items():
+            time.sleep(pause_s)
             values[name].append(measure())
     return values

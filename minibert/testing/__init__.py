@@ -19,6 +19,7 @@ from .models import (
     build_random_model,
     hidden_width,
     legacy_pooling,
+    scale_classifier,
 )
 from .reference import reference_hidden_states, transformers_outputs
 from .tables import (
@@ -62,5 +63,6 @@ __all__ = [
     "hidden_width",
     "legacy_pooling",
     "reference_hidden_states",
+    "scale_classifier",
     "transformers_outputs",
 ]

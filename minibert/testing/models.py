@@ -17,7 +17,8 @@ with noise on its 1-D parameters, saved as the published cross-encoders are, a p
 sentence-transformers' ``CrossEncoder`` loads: config.json (``num_labels``, and the activation keys CrossEncoder
 reads when asked), model.safetensors, the tokenizer files with ``model_max_length`` (CrossEncoder's truncation
 length) in tokenizer_config.json; optionally the files sentence-transformers 6's ``CrossEncoder.save`` adds.
-:func:`build_cross_encoder_dir` names and caches them like :func:`build_model_dir`. torch and transformers are
+:func:`build_cross_encoder_dir` names and caches them like :func:`build_model_dir`; :func:`scale_classifier` copies
+one with its logits spread apart. torch and transformers are
 imported only when a model is built.
 """
 
@@ -372,6 +373,26 @@ def build_cross_encoder_dir(
         max_length=max_length,
         tokenizer_class=_CROSS_ENCODER_TOKENIZER_CLASSES[arch],
     )
+
+
+CLASSIFIER_WEIGHTS = ("classifier.weight", "classifier.out_proj.weight")  # BERT's, ELECTRA's last Linear
+
+
+def scale_classifier(model_dir: Path, dest: Path, factor: float) -> Path:
+    """A copy of cross-encoder `model_dir` at `dest` with its last Linear's weight × `factor`.
+
+    A random-init cross-encoder's logits sit within ~1e-3 of each other, so rankings by them hinge on near-ties;
+    scaled by 1000 they spread over units, and two implementations that agree to ~1e-4 rank alike. Returns `dest`.
+    """
+    import numpy as np
+    from safetensors.numpy import load_file, save_file
+
+    shutil.copytree(model_dir, dest)
+    tensors = load_file(Path(model_dir) / "model.safetensors")
+    (name,) = [n for n in CLASSIFIER_WEIGHTS if n in tensors]
+    tensors[name] = tensors[name] * np.float32(factor)
+    save_file(tensors, dest / "model.safetensors", metadata={"format": "pt"})
+    return dest
 
 
 DENSE_TYPE = "sentence_transformers.models.Dense"

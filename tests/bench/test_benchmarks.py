@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import minibert
@@ -35,6 +36,7 @@ from minibert.bench.rerank import candidate_lists, rerank_pairs
 from minibert.bench.results import CROSS_ENCODER, RESULT_COLUMNS
 from minibert.bench.timing import alternating
 from minibert.bench.work import default_limit, encoder_flops
+from minibert.bench.worker import ContenderProcess
 from minibert.errors import InputError
 from minibert.testing import assert_close
 from tests.helpers import ROOT
@@ -377,3 +379,24 @@ def test_random_bert_builder_makes_a_model_both_encoders_load(tmp_path, real_mod
     built = (model_dir / "model.safetensors").stat().st_mtime_ns
     assert random_bert(tmp_path / "tiny", shape) == model_dir
     assert (model_dir / "model.safetensors").stat().st_mtime_ns == built  # built once, then reused
+
+
+def test_a_contender_process_answers_as_the_contender_does_in_this_process(make_cross_encoder_dir):
+    """--task rerank runs each contender in a worker process of its own: the same scores as in this process, its
+    errors raised here with the worker's traceback, and it exits when its pipe closes."""
+    model_dir = make_cross_encoder_dir("bert", "tiny")
+    pairs = [("what is a cross-encoder", "a reranker that reads both texts"), ("q", "d")]
+    spec = {"task": "rerank", "contender": MINIBERT, "model_dir": str(model_dir), "batch_size": 32, "cache_dir": ""}
+    worker = ContenderProcess(spec)
+    try:
+        scores = worker.call("predict", pairs)
+        assert np.array_equal(scores, minibert.CrossEncoder(model_dir).predict(pairs))
+        ranked = worker.contender().rank("q", ["d", "what is a cross-encoder"])
+        assert [r["corpus_id"] for r in ranked] == [r["corpus_id"] for r in minibert.CrossEncoder(model_dir).rank(
+            "q", ["d", "what is a cross-encoder"])]  # fmt: skip
+        with pytest.raises(RuntimeError, match=r"InputTypeError: sentences\[0\]\[1\] is int"):
+            worker.call("predict", [("q", 3)])
+        with pytest.raises(RuntimeError, match="unknown method"):
+            worker.call("encode", ["x"])
+    finally:
+        worker.close()
