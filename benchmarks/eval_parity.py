@@ -25,7 +25,6 @@ TREC_NAMES = {"NDCG": "ndcg_cut", "MAP": "map_cut", "Recall": "recall", "P": "P"
 
 
 def reference_metrics(model_name: str, k_values: list[int]) -> dict[str, float]:
-    import pytrec_eval
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -43,6 +42,14 @@ def reference_metrics(model_name: str, k_values: list[int]) -> dict[str, float]:
         query.id: {corpus[i].id: float(v) for v, i in zip(row_values.tolist(), row_indices.tolist(), strict=True)}
         for query, row_values, row_indices in zip(queries, values, indices, strict=True)
     }
+    return trec_metrics(run, qrels, k_values)
+
+
+def trec_metrics(run: dict[str, dict[str, float]], qrels: dict, k_values: list[int]) -> dict[str, float]:
+    """pytrec_eval's NDCG / MAP / Recall / P at each k, averaged over the run's queries, and MRR@10 as mteb defines
+    it (trec_eval's recip_rank of each query's top 10)."""
+    import pytrec_eval
+
     measures = {f"{trec}.{','.join(map(str, k_values))}" for trec in TREC_NAMES.values()}
     per_query = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
     metrics = {
@@ -70,7 +77,12 @@ def main() -> None:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         ours = json.loads(output.read_text())["metrics"]
     theirs = reference_metrics(args.model, list(K_VALUES))
-    print("| metric | minibert eval | sentence-transformers + torch.topk + pytrec_eval |\n|---|---|---|")
+    print_comparison(ours, theirs, "minibert eval", "sentence-transformers + torch.topk + pytrec_eval")
+
+
+def print_comparison(ours: dict[str, float], theirs: dict[str, float], our_name: str, their_name: str) -> None:
+    """Both sets of metrics as a markdown table, then their largest difference."""
+    print(f"| metric | {our_name} | {their_name} |\n|---|---|---|")
     for name, value in theirs.items():
         print(f"| {name} | {ours[name]:.5f} | {value:.5f} |")
     print(f"\nlargest |difference|: {max(abs(ours[name] - value) for name, value in theirs.items()):.3g}")

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("MINIBERT_HOME", str(ROOT / ".cache" / "minibert"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from benchmarks.eval_parity import FILES, TREC_NAMES  # noqa: E402
+from benchmarks.eval_parity import FILES, print_comparison, trec_metrics  # noqa: E402
 
 
 def reference_run(model_name: str, cross_encoder_dir: Path, top: int) -> dict[str, dict[str, float]]:
@@ -53,25 +53,6 @@ def reference_run(model_name: str, cross_encoder_dir: Path, top: int) -> dict[st
         ranked = cross_encoder.rank(query.text, [corpus[h["corpus_id"]].embed_text for h in found], batch_size=32)
         run[query.id] = {corpus[found[r["corpus_id"]]["corpus_id"]].id: float(r["score"]) for r in ranked}
     return run
-
-
-def metrics_of(run: dict[str, dict[str, float]], k_values: list[int]) -> dict[str, float]:
-    import pytrec_eval
-
-    from minibert.retrieval.judgements import read_qrels
-
-    qrels = read_qrels(FILES[2])
-    measures = {f"{trec}.{','.join(map(str, k_values))}" for trec in TREC_NAMES.values()}
-    per_query = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
-    metrics = {
-        f"{name}@{k}": sum(s[f"{trec}_{k}"] for s in per_query.values()) / len(per_query)
-        for name, trec in TREC_NAMES.items()
-        for k in k_values
-    }
-    top10 = {q: dict(sorted(s.items(), key=lambda item: (item[1], item[0]), reverse=True)[:10]) for q, s in run.items()}
-    reciprocal = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(top10)
-    metrics["MRR@10"] = sum(s["recip_rank"] for s in reciprocal.values()) / len(reciprocal)
-    return metrics
 
 
 def default_cross_encoder(dest: Path) -> Path:
@@ -98,13 +79,12 @@ def main() -> None:
         subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
         ours = json.loads(output.read_text())["metrics"]
         reference = reference_run(args.model, cross_encoder, args.rerank_top)
-    theirs = metrics_of(reference, list(K_VALUES))
+    from minibert.retrieval.judgements import read_qrels
+
+    theirs = trec_metrics(reference, read_qrels(FILES[2]), list(K_VALUES))
     print(f"rerank top {args.rerank_top} with {cross_encoder.name if args.cross_encoder else 'the default'} "
           f"cross-encoder; {len(reference)} queries")  # fmt: skip
-    print("| metric | minibert eval --rerank | sentence-transformers + CrossEncoder + pytrec_eval |\n|---|---|---|")
-    for name, value in theirs.items():
-        print(f"| {name} | {ours[name]:.5f} | {value:.5f} |")
-    print(f"\nlargest |difference|: {max(abs(ours[name] - value) for name, value in theirs.items()):.3g}")
+    print_comparison(ours, theirs, "minibert eval --rerank", "sentence-transformers + CrossEncoder + pytrec_eval")
 
 
 if __name__ == "__main__":

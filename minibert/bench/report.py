@@ -174,7 +174,8 @@ def format_rerank_report(runs: list[RerankRun], header: dict[str, str], rounds: 
     lines += [
         "",
         f"{rounds} alternating round(s) after a warm-up (the max |Δ| pairs); GFLOP/s counts the encoder layers' useful "
-        "FLOPs on real tokens, as the embedding table does (the classification head is left out). "
+        "FLOPs on real tokens, as the embedding table does (the classification head is left out; minibert's last "
+        "layer computes the [CLS] rows alone, so its arithmetic is less than the count). "
         + "; ".join(f"sgemm peak ({run.label}): {run.sgemm_peak:.1f} GFLOP/s" for run in runs)
         + ". Latency: one `rank(query, candidates)` call per query, the contenders taking turns (a few queries "
         "each, every turn after one untimed call); "

@@ -8,7 +8,8 @@ on calls of a second).
   every pair is distinct and the passages are the embedding task's. Each contender scores the first
   :data:`PARITY_PAIRS` of them once (the warm-up, and the max |Δ| of its scores against sentence-transformers'),
   then all of them with ``predict(pairs, batch_size)`` per round, the contenders alternating, each round after
-  :data:`SETTLE_S` idle seconds (:func:`~minibert.bench.timing.alternating`). Both libraries sort a call's pairs longest first before batching.
+  :data:`SETTLE_S` idle seconds (:func:`~minibert.bench.timing.alternating`). Both libraries sort a call's pairs
+  longest first before batching.
 * Latency: query j's candidates are the --candidates passages of the corpus from j·candidates on (taken round and
   round: every query its own slice, no retrieval run first); each contender ranks them with one ``rank(query,
   candidates, batch_size)`` call per query, the contenders taking turns every :data:`RERANK_TURN` queries, each
