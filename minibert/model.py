@@ -265,6 +265,11 @@ class SentenceTransformer:
         pooled = self.encoder.embed(batch, fused)  # [B, C · modes]
         return after_pooling(pooled, self.weights.dense, self.config, normalize_output=unit and not fused)  # [B, d]
 
+    def token_states(self, batch: PackedBatch) -> list[np.ndarray]:
+        """Stage 2 for token embeddings: each sequence's last hidden states, special tokens included: B × [L, C]."""
+        hidden = self.encoder.token_embeddings(batch)  # [N, C]
+        return np.split(hidden, batch.cu_seqlens[1:-1])
+
     def finish(self, embeddings: np.ndarray, *, dimensions: int | None = None, normalize: bool = False) -> np.ndarray:
         """Stage 3: the first `dimensions` of each row (``truncate_dim``; all when None or wider), then — when
         `normalize` (``normalize_embeddings``) — L2-normalized: [B, d] -> [B, min(d, dimensions)] float32."""
@@ -308,8 +313,7 @@ class SentenceTransformer:
         """texts -> each text's last hidden states, special tokens included: n × [L, C] float32."""
         out: list[np.ndarray] = [np.empty((0, self.config.hidden_size), np.float32)] * len(texts)  # each replaced
         for rows, batch in self._batches(texts, batch_size, show_progress_bar):
-            hidden = self.encoder.token_embeddings(batch)  # [N, C]
-            for row, tokens in zip(rows, np.split(hidden, batch.cu_seqlens[1:-1]), strict=True):  # B × [L, C]
+            for row, tokens in zip(rows, self.token_states(batch), strict=True):  # B × [L, C]
                 out[row] = tokens
         return out
 

@@ -370,6 +370,14 @@ class BatchTokenizer:
         cut = tuple(text[: e.offsets[k - 1][1]] if k else "" for text, e, k in zip(pair, whole, keep, strict=True))
         return cut, (whole[0].ids[: keep[0]], whole[1].ids[: keep[1]])
 
+    def whole_encodings(self, texts: list[str], add_special_tokens: bool = True) -> list[Encoding]:
+        """Each text's every token, not cut to max_seq_length (ids, tokens, offsets, special-tokens mask)."""
+        return self._whole_texts().encode_batch(texts, add_special_tokens=add_special_tokens)
+
+    def decode(self, sequences: list[list[int]], skip_special_tokens: bool = True) -> list[str]:
+        """Token ids back to text, as the tokenizer decodes them."""
+        return self._tokenizer.decode_batch(sequences, skip_special_tokens=skip_special_tokens)
+
     def _whole_texts(self) -> Tokenizer:
         """A copy of the tokenizer that neither truncates nor pads: each text's every token."""
         with self._pair_lock:

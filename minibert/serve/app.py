@@ -1,13 +1,14 @@
 """The ASGI application (Starlette): routes, limits, authentication, metrics and the request log.
 
-Routes: those of :data:`minibert.serve.openapi.ENDPOINTS` — ``POST /v1/embeddings`` (OpenAI), ``POST /v1/rerank``
-(Cohere's and Jina's), ``GET /v1/models`` (OpenAI's list, both kinds of model), ``POST /embed`` and ``POST /rerank``
-(TEI), ``GET /info``, ``GET /health`` (503 until the models are loaded), ``GET /metrics`` (Prometheus text format)
-— and ``GET /openapi.json`` and ``GET /docs``, the contract. The embedding routes answer with embedding models, the
-rerank routes with rerankers (cross-encoders); a route asked of the other kind is a 404 (``/v1/``, naming the
-model's kind) or a 400 (TEI's routes, which take the first model of their kind, when none is served). Every route but
-``/health`` and the contract needs ``Authorization: Bearer KEY`` when the server has an API key (compared in
-constant time).
+Routes: those of :data:`minibert.serve.openapi.ENDPOINTS` — ``POST /v1/embeddings`` (OpenAI; ``/embeddings`` too),
+``POST /v1/rerank`` (Cohere's and Jina's), ``GET /v1/models`` (OpenAI's list, both kinds of model), ``POST /embed``,
+``/embed_all``, ``/tokenize``, ``/decode`` and ``/rerank`` (TEI), ``POST /`` (TEI's and huggingface_hub's: the first
+model's task, ``/embed`` or ``/rerank``), ``GET /info``, ``GET /health`` (503 until the models are loaded), ``GET
+/metrics`` (Prometheus text format) — and ``GET /openapi.json`` and ``GET /docs``, the contract. The embedding
+routes answer with embedding models, the rerank routes with rerankers (cross-encoders); a route asked of the other
+kind is a 404 (``/v1/``, naming the model's kind) or a 400 (TEI's routes, which take the first model of their kind,
+when none is served). Every route but ``/health`` and the contract needs ``Authorization: Bearer KEY`` when the
+server has an API key (compared in constant time).
 
 Every response to a bad request is a JSON error in the route's API shape (:mod:`minibert.serve.protocol`) with the
 status that says what went wrong, with the headers the status calls for (``Allow`` on a 405, ``Retry-After`` on a
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hmac
 import json
 import logging
@@ -57,11 +59,15 @@ from .protocol import (
     parse_cohere_rerank,
     parse_openai,
     parse_tei,
+    parse_tei_decode,
+    parse_tei_embed_all,
     parse_tei_rerank,
+    parse_tei_tokenize,
     tei_rerank_response,
 )
 from .served import ModelRequest, ServedEmbedder, ServedModel, ServedModels, ServedReranker
 from .settings import Settings
+from .tiktoken_ids import TiktokenIds
 
 logger = logging.getLogger("minibert.serve")
 
@@ -88,6 +94,8 @@ class Server:
         self.batcher = Batcher(settings.max_batch_tokens, self.metrics)
         self.in_flight = 0
         self._contract: dict[str, Any] | None = None
+        # /v1/embeddings' token ids: OpenAI's (tiktoken), decoded to text; None: the model's own word-piece ids
+        self.tiktoken = TiktokenIds(settings.tiktoken_encoding) if settings.openai_token_ids == "tiktoken" else None
 
     # ------------------------------------------------------------------------------------------ plumbing
 
@@ -199,6 +207,8 @@ class Server:
         self._ready()
         req = parse_openai(await self._json_body(request), self.settings.max_client_batch_size)
         served = self.models.find(req.model, ServedEmbedder)
+        if req.token_ids is not None and self.tiktoken is not None:
+            req = dataclasses.replace(req, texts=self.tiktoken.texts(req.token_ids, req.field), token_ids=None)
         rows, tokens = await self._embed(request, served, req)
         body = openai_response(rows, req.encoding_format, req.model, tokens)
         return Outcome(JSONResponse(body), req.count, tokens)
@@ -221,6 +231,35 @@ class Server:
         served = self.models.find(None, ServedEmbedder)
         rows, tokens = await self._embed(request, served, req)
         return Outcome(JSONResponse(rows.tolist()), req.count, tokens)
+
+    async def tei_embed_all(self, request: Request) -> Outcome:
+        """Each input's token embeddings (the last hidden states, special tokens included), off the batcher: in
+        forward batches of --max-batch-tokens on a worker thread."""
+        self._ready()
+        req = parse_tei_embed_all(await self._json_body(request), self.settings.max_client_batch_size)
+        served = self.models.find(None, ServedEmbedder)
+        sequences = await asyncio.to_thread(served.prepare, req)
+        states = await asyncio.to_thread(served.token_states, sequences, self.settings.max_batch_tokens)
+        return Outcome(JSONResponse([state.tolist() for state in states]), req.count, sequences.tokens)
+
+    async def tei_tokenize(self, request: Request) -> Outcome:
+        self._ready()
+        req = parse_tei_tokenize(await self._json_body(request), self.settings.max_client_batch_size)
+        served = self.models.find(None, ServedEmbedder)
+        tokens = await asyncio.to_thread(served.tokenize, req.inputs, req.add_special_tokens, req.prompt_name)
+        return Outcome(JSONResponse(tokens), len(req.inputs))
+
+    async def tei_decode(self, request: Request) -> Outcome:
+        self._ready()
+        req = parse_tei_decode(await self._json_body(request), self.settings.max_client_batch_size)
+        served = self.models.find(None, ServedEmbedder)
+        return Outcome(JSONResponse(served.decode(req.ids, req.skip_special_tokens)), len(req.ids))
+
+    async def root(self, request: Request) -> Outcome:
+        """TEI's ``POST /`` (what huggingface_hub's InferenceClient posts to a URL): the first model's task."""
+        self._ready()
+        first = self.models.models[0]
+        return await (self.tei_rerank(request) if isinstance(first, ServedReranker) else self.tei_embed(request))
 
     async def tei_rerank(self, request: Request) -> Outcome:
         self._ready()
@@ -268,17 +307,22 @@ class Server:
             embedders, embedding = self.models.embedders, None
             if embedders:
                 first = embedders[0]
+                openai_vocabulary, unassigned = max(m.model.config.vocab_size for m in embedders), []
+                if self.tiktoken is not None and self.tiktoken.vocabulary is not None:  # OpenAI's ids
+                    openai_vocabulary, unassigned = self.tiktoken.vocabulary, self.tiktoken.unassigned()
                 embedding = EmbeddingLimits(
                     model_names=[name for model in embedders for name in model.names],
                     prompt_names=list(first.model.prompts),
                     widths=(max(model.dimension for model in embedders), first.dimension),
-                    vocabularies=(max(m.model.config.vocab_size for m in embedders), first.model.config.vocab_size),
+                    vocabularies=(openai_vocabulary, first.model.config.vocab_size),
+                    unassigned=unassigned,
                 )
             limits = Limits(
                 max_inputs=self.settings.max_client_batch_size,
                 max_documents=self.settings.max_client_rerank_documents,
                 embedding=embedding,
                 reranker_names=[name for model in self.models.rerankers for name in model.names],
+                root_reranks=isinstance(self.models.models[0], ServedReranker),
             )
             self._contract = openapi_document(__version__, keyed, limits)
         return self._contract
@@ -287,6 +331,11 @@ class Server:
         """The handler of each path of ENDPOINTS."""
         return {
             "/v1/embeddings": self.openai_embeddings,
+            "/embeddings": self.openai_embeddings,
+            "/": self.root,
+            "/embed_all": self.tei_embed_all,
+            "/tokenize": self.tei_tokenize,
+            "/decode": self.tei_decode,
             "/v1/rerank": self.openai_rerank,
             "/v1/models": self.openai_models,
             "/embed": self.tei_embed,
@@ -300,6 +349,8 @@ class Server:
 
     async def _load(self) -> None:
         try:
+            if self.tiktoken is not None:  # first: /health says ready once both are loaded
+                await asyncio.to_thread(self.tiktoken.load)
             await asyncio.to_thread(self.models.load)
         except InputError as exc:  # e.g. two models that turn out to answer to one name
             self.on_fatal(str(exc))

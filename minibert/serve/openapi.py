@@ -10,6 +10,7 @@ protocol.STATUSES`), each with its API's JSON error body.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,11 +27,17 @@ from .schema import (
     OpenAIEmbeddingRequest,
     OpenAIEmbeddingResponse,
     OpenAIError,
+    TeiDecodeRequest,
+    TeiDecodeResponse,
+    TeiEmbedAllRequest,
+    TeiEmbedAllResponse,
     TeiEmbedRequest,
     TeiEmbedResponse,
     TeiError,
     TeiRerankRequest,
     TeiRerankResponse,
+    TeiTokenizeRequest,
+    TeiTokenizeResponse,
 )
 
 REFS = "#/components/schemas/{model}"
@@ -54,6 +61,8 @@ class Endpoint:
 ENDPOINTS = (
     Endpoint("/v1/embeddings", "POST", OPENAI, "Embeddings, as OpenAI's API", OpenAIEmbeddingResponse,
              OpenAIEmbeddingRequest, (400, 404, 413, 422, 429, 503)),
+    Endpoint("/embeddings", "POST", OPENAI, "The same as /v1/embeddings (the path some clients call)",
+             OpenAIEmbeddingResponse, OpenAIEmbeddingRequest, (400, 404, 413, 422, 429, 503)),
     Endpoint("/v1/rerank", "POST", OPENAI, "Reranking, as Cohere's (v1) and Jina's rerank API", CohereRerankResponse,
              CohereRerankRequest, (400, 404, 413, 422, 429, 503)),
     Endpoint("/v1/models", "GET", OPENAI, "The served models of both kinds, as OpenAI's list", ModelList,
@@ -62,6 +71,14 @@ ENDPOINTS = (
              TeiEmbedRequest, (400, 413, 422, 429, 503)),
     Endpoint("/rerank", "POST", TEI, "Reranking, as text-embeddings-inference's API", TeiRerankResponse,
              TeiRerankRequest, (400, 413, 422, 429, 503)),
+    Endpoint("/", "POST", TEI, "The first model's task, as TEI's POST / (an embedding model: /embed's bodies; a "
+             "reranker: /rerank's)", TeiEmbedResponse, TeiEmbedRequest, (400, 413, 422, 429, 503)),
+    Endpoint("/embed_all", "POST", TEI, "Each input's token embeddings, as text-embeddings-inference's API",
+             TeiEmbedAllResponse, TeiEmbedAllRequest, (400, 413, 422, 503)),
+    Endpoint("/tokenize", "POST", TEI, "The first embedding model's tokens, as text-embeddings-inference's API",
+             TeiTokenizeResponse, TeiTokenizeRequest, (400, 413, 422, 503)),
+    Endpoint("/decode", "POST", TEI, "Token ids to text, as text-embeddings-inference's API", TeiDecodeResponse,
+             TeiDecodeRequest, (400, 413, 422, 503)),
     Endpoint("/info", "GET", TEI, "The first model, every model's kind, and the server's limits", Info,
              errors=(503,)),
     Endpoint("/health", "GET", TEI, "200 once the models are loaded", Health, errors=(503,), authorized=False),
@@ -97,7 +114,8 @@ class EmbeddingLimits:
     model_names: list[str]  # every name a served embedding model answers to
     prompt_names: list[str]  # the first embedding model's (TEI's) prompts
     widths: tuple[int, int]  # the largest `dimensions`: the widest embedding model's (OpenAI), the first one's (TEI)
-    vocabularies: tuple[int, int]  # token ids below: the largest vocabulary (OpenAI), the first model's (TEI)
+    vocabularies: tuple[int, int]  # token ids below: /v1/embeddings' (tiktoken's, or the largest model's), TEI's
+    unassigned: list[int]  # ids below /v1/embeddings' vocabulary that it refuses (tiktoken's unassigned ones)
 
 
 @dataclass(frozen=True)
@@ -109,27 +127,36 @@ class Limits:
     max_documents: int  # --max-client-rerank-documents
     embedding: EmbeddingLimits | None  # None: no embedding model is served
     reranker_names: list[str]  # every name a served reranker answers to (none: no reranker is served)
+    root_reranks: bool = False  # the first model is a reranker: POST / takes /rerank's bodies
 
 
-def _narrow_inputs(inputs: dict[str, Any], max_inputs: int, vocabulary: int) -> None:
+def _narrow_inputs(inputs: dict[str, Any], max_inputs: int, vocabulary: int, unassigned: list[int]) -> None:
     texts, token_ids, token_id_lists = inputs["oneOf"][1:]  # the shapes in schema.Inputs' order
     texts["maxItems"] = token_id_lists["maxItems"] = max_inputs
-    token_ids["items"]["maximum"] = token_id_lists["items"]["items"]["maximum"] = vocabulary - 1
+    for token in (token_ids["items"], token_id_lists["items"]["items"]):
+        token["maximum"] = vocabulary - 1
+        if unassigned:
+            token["not"] = {"enum": unassigned}
 
 
 def _narrow_embedding(schemas: dict[str, Any], limits: EmbeddingLimits, max_inputs: int) -> None:
     """The embedding requests narrowed: OpenAI's ``model`` to the embedding models' names, TEI's ``prompt_name`` to the
-    first model's prompts (none: only null), the input lists and ``dimensions`` to the server's limits."""
-    for name, width, vocabulary in zip(("OpenAIEmbeddingRequest", "TeiEmbedRequest"), limits.widths,
-                                       limits.vocabularies, strict=True):  # fmt: skip
-        properties = schemas[name]["properties"]
+    first model's prompts (none: only null), the input lists, token ids and ``dimensions`` to the server's limits."""
+    openai_vocabulary, tei_vocabulary = limits.vocabularies
+    openai, tei = (schemas[name]["properties"] for name in ("OpenAIEmbeddingRequest", "TeiEmbedRequest"))
+    for properties, width in zip((openai, tei), limits.widths, strict=True):
         properties["dimensions"]["anyOf"][0]["maximum"] = width
-        _narrow_inputs(properties["input" if name.startswith("OpenAI") else "inputs"], max_inputs, vocabulary)
-    schemas["OpenAIEmbeddingRequest"]["properties"]["model"]["enum"] = limits.model_names
-    prompt_name = schemas["TeiEmbedRequest"]["properties"]["prompt_name"]
-    prompt_name["anyOf"] = [{"type": "string", "enum": limits.prompt_names}] * bool(limits.prompt_names) + [
-        {"type": "null"}
-    ]
+    _narrow_inputs(openai["input"], max_inputs, openai_vocabulary, limits.unassigned)
+    for name in ("TeiEmbedRequest", "TeiEmbedAllRequest"):
+        _narrow_inputs(schemas[name]["properties"]["inputs"], max_inputs, tei_vocabulary, [])
+    openai["model"]["enum"] = limits.model_names
+    prompts = [{"type": "string", "enum": limits.prompt_names}] * bool(limits.prompt_names) + [{"type": "null"}]
+    for name in ("TeiEmbedRequest", "TeiEmbedAllRequest", "TeiTokenizeRequest"):
+        schemas[name]["properties"]["prompt_name"]["anyOf"] = prompts
+    schemas["TeiTokenizeRequest"]["properties"]["inputs"]["anyOf"][1]["maxItems"] = max_inputs
+    one_list, lists = schemas["TeiDecodeRequest"]["properties"]["ids"]["anyOf"]
+    lists["maxItems"] = max_inputs
+    one_list["items"]["maximum"] = lists["items"]["items"]["maximum"] = tei_vocabulary - 1
 
 
 def _narrow(schemas: dict[str, Any], limits: Limits) -> None:
@@ -155,6 +182,8 @@ def openapi_document(version: str, keyed: bool, limits: Limits | None = None) ->
         _narrow(schemas["$defs"], limits)
     paths: dict[str, Any] = {}
     for endpoint in ENDPOINTS:
+        if endpoint.path == "/" and limits is not None and limits.root_reranks:
+            endpoint = dataclasses.replace(endpoint, request=TeiRerankRequest, response=TeiRerankResponse)
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint, keyed)
     document = {
         "openapi": "3.1.0",

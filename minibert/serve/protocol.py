@@ -1,5 +1,5 @@
-"""The HTTP APIs' request and response shapes: OpenAI's ``POST /v1/embeddings`` and TEI's ``POST /embed``;
-Cohere's and Jina's ``POST /v1/rerank`` and TEI's ``POST /rerank``.
+"""The HTTP APIs' request and response shapes: OpenAI's ``POST /v1/embeddings`` and TEI's ``POST /embed``,
+``/embed_all``, ``/tokenize`` and ``/decode``; Cohere's and Jina's ``POST /v1/rerank`` and TEI's ``POST /rerank``.
 
 Each request body is validated by its model in :mod:`minibert.serve.schema` into one :class:`EmbedRequest` or
 :class:`RerankRequest`; anything wrong is an :class:`ApiError` carrying the HTTP status and a message that names the
@@ -14,8 +14,9 @@ else the model's default prompt, if any (``config_sentence_transformers.json``).
 Differs: an empty string is embedded (sentence-transformers does; OpenAI refuses it); inputs past the max length
 are truncated by default in both APIs (``truncate: false`` refuses them, TEI's default is to refuse); TEI's
 ``normalize`` defaults to what the model directory says, not to true, so the ``*-dot-*`` models are not normalized
-behind the user's back; token ids are the model's own word-piece ids without special tokens (the server adds
-``[CLS] … [SEP]`` as for text).
+behind the user's back; on TEI's routes token ids are the model's own word-piece ids without special tokens (the
+server adds ``[CLS] … [SEP]`` as for text), on OpenAI's they are OpenAI's tiktoken ids unless the server is told
+otherwise (:mod:`minibert.serve.tiktoken_ids`).
 
 Reranking follows TEI's ``/rerank`` (``query``, ``texts``, ``truncate``, ``raw_scores``, ``return_text``; a list of
 ``{"index", "score", "text"?}``) and Cohere's v1 / Jina's ``/v1/rerank`` (``model``, ``query``, ``documents`` as
@@ -50,8 +51,11 @@ from .schema import (
     UNION_TAGS,
     CohereRerankRequest,
     OpenAIEmbeddingRequest,
+    TeiDecodeRequest,
+    TeiEmbedAllRequest,
     TeiEmbedRequest,
     TeiRerankRequest,
+    TeiTokenizeRequest,
     input_kind,
 )
 
@@ -215,6 +219,30 @@ def parse_tei(body: object, max_inputs: int) -> EmbedRequest:
     truncate = True if req.truncate is None else req.truncate
     return EmbedRequest(None, texts, token_ids, req.prompt_name, req.normalize, truncate, req.dimensions, "float",
                         "inputs")  # fmt: skip
+
+
+def parse_tei_embed_all(body: object, max_inputs: int) -> EmbedRequest:
+    """A TEI ``/embed_all`` body, checked."""
+    req = _validated(TeiEmbedAllRequest, body)
+    texts, token_ids = _inputs(req.inputs, "inputs", max_inputs)
+    truncate = True if req.truncate is None else req.truncate
+    return EmbedRequest(None, texts, token_ids, req.prompt_name, None, truncate, None, "float", "inputs")
+
+
+def parse_tei_tokenize(body: object, max_inputs: int) -> TeiTokenizeRequest:
+    """A TEI ``/tokenize`` body, checked; its inputs as a list."""
+    req = _validated(TeiTokenizeRequest, body)
+    texts = [req.inputs] if isinstance(req.inputs, str) else req.inputs
+    _check_count(texts, "inputs", max_inputs, "--max-client-batch-size", "inputs")
+    return req.model_copy(update={"inputs": texts})
+
+
+def parse_tei_decode(body: object, max_inputs: int) -> TeiDecodeRequest:
+    """A TEI ``/decode`` body, checked; its ids as a list of lists."""
+    req = _validated(TeiDecodeRequest, body)
+    ids = [req.ids] if req.ids and isinstance(req.ids[0], int) else req.ids
+    _check_count(ids, "ids", max_inputs, "--max-client-batch-size", "id lists")
+    return req.model_copy(update={"ids": ids})
 
 
 def parse_tei_rerank(body: object, max_documents: int) -> RerankRequest:

@@ -70,6 +70,11 @@ Inputs = Annotated[
 INPUTS_HELP = (
     f"what to embed: {INPUT_SHAPES} (the model's word-piece ids, without the special tokens, which the server adds)"
 )
+OPENAI_INPUTS_HELP = (
+    f"what to embed: {INPUT_SHAPES} (OpenAI's token ids, of the tiktoken encoding the server names in "
+    "--tiktoken-encoding, default cl100k_base, decoded to text; with --openai-token-ids model, the model's word-piece "
+    "ids without the special tokens)"
+)
 Dimensions = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 DIMENSIONS_HELP = "keep the first N dimensions of each embedding (at most the model's width), then re-normalize"
 
@@ -82,7 +87,7 @@ class OpenAIEmbeddingRequest(_Request):
     """OpenAI's ``POST /v1/embeddings`` body."""
 
     model: str = Field(description="the name of a served model (GET /v1/models lists them)")
-    input: Inputs = Field(description=INPUTS_HELP)
+    input: Inputs = Field(description=OPENAI_INPUTS_HELP)
     encoding_format: Literal["float", "base64"] | None = Field(
         None, description="float (default), or base64 of each embedding's little-endian float32 bytes"
     )
@@ -98,19 +103,17 @@ _NO_PROMPT_FOR_IDS = {
 }
 
 
-class TeiEmbedRequest(_Request):
-    """text-embeddings-inference's ``POST /embed`` body."""
+class _TeiInputsRequest(_Request):
+    """TEI's inputs, truncation and prompt: what ``/embed`` and ``/embed_all`` share."""
 
     model_config = ConfigDict(json_schema_extra=_NO_PROMPT_FOR_IDS)
 
     inputs: Inputs = Field(description=INPUTS_HELP)
-    normalize: bool | None = Field(None, description="L2-normalize (default: as the model directory says)")
     truncate: bool | None = Field(None, description="cut inputs past the model's max length (default true)")
     truncation_direction: Literal["Right"] | None = Field(None, description="only Right is supported")
     prompt_name: str | None = Field(
         None, description="a prompt of the model's config_sentence_transformers.json (for text inputs only)"
     )
-    dimensions: Dimensions | None = Field(None, description=DIMENSIONS_HELP)
 
     @field_validator("prompt_name")
     @classmethod
@@ -118,6 +121,57 @@ class TeiEmbedRequest(_Request):
         if prompt_name is not None and input_kind(info.data.get("inputs")) in (TOKEN_IDS, TOKEN_ID_LISTS):
             raise PydanticCustomError("prompt_for_ids", "Input should be null with token-id inputs (a prompt is text)")
         return prompt_name
+
+
+class TeiEmbedRequest(_TeiInputsRequest):
+    """text-embeddings-inference's ``POST /embed`` body."""
+
+    normalize: bool | None = Field(None, description="L2-normalize (default: as the model directory says)")
+    dimensions: Dimensions | None = Field(None, description=DIMENSIONS_HELP)
+
+
+class TeiEmbedAllRequest(_TeiInputsRequest):
+    """text-embeddings-inference's ``POST /embed_all`` body: every token's last hidden state."""
+
+
+class TeiEmbedAllResponse(RootModel[list[list[list[float]]]]):
+    """Per input, in input order, each token's vector (special tokens included), [tokens, hidden size]."""
+
+
+TokenizeInputs = Annotated[str, Tag(TEXT)] | Annotated[list[str], Field(min_length=1), Tag(TEXTS)]
+
+
+class TeiTokenizeRequest(_Request):
+    """text-embeddings-inference's ``POST /tokenize`` body."""
+
+    inputs: TokenizeInputs = Field(description="a text or a list of texts")
+    add_special_tokens: bool = Field(True, description="add the model's special tokens ([CLS] … [SEP])")
+    prompt_name: str | None = Field(None, description="a prompt of the model's, put before each text")
+
+
+class SimpleToken(BaseModel):
+    id: int
+    text: str = Field(description="the input's characters the token covers (a special token: its own string)")
+    special: bool
+    start: int | None = Field(description="UTF-8 byte offset where the token starts in the input (null: special)")
+    stop: int | None = Field(description="UTF-8 byte offset where it ends (null: special)")
+
+
+class TeiTokenizeResponse(RootModel[list[list[SimpleToken]]]):
+    """Per input, its tokens in order (all of them: the tokenization is not cut to the max length)."""
+
+
+class TeiDecodeRequest(_Request):
+    """text-embeddings-inference's ``POST /decode`` body."""
+
+    ids: Annotated[list[TokenId], Field(min_length=1), Tag(TOKEN_IDS)] | Annotated[
+        list[list[TokenId]], Field(min_length=1), Tag(TOKEN_ID_LISTS)
+    ] = Field(description="token ids of the first embedding model, or a list of such lists")
+    skip_special_tokens: bool = Field(True, description="leave the special tokens out of the text")
+
+
+class TeiDecodeResponse(RootModel[list[str]]):
+    """One text per id list."""
 
 
 # ------------------------------------------------------------------------------------------ reranking

@@ -177,6 +177,58 @@ class ServedEmbedder(ServedModel[EmbedRequest]):
         """The facade's embed stage without Normalize: [B, d] (each request then runs its own finish stage)."""
         return self.model.embed(batch, False)
 
+    def token_states(self, sequences: Sequences, max_batch_tokens: int) -> list[np.ndarray]:
+        """TEI's ``/embed_all``: each prepared input's last hidden states [L, C], special tokens included, in
+        forward batches of at most `max_batch_tokens` tokens (one input longer than that goes alone)."""
+        ids = sequences.token_ids
+        out: list[np.ndarray] = []
+        start = 0
+        while start < len(ids):
+            stop, tokens = start + 1, len(ids[start])
+            while stop < len(ids) and tokens + len(ids[stop]) <= max_batch_tokens:
+                tokens += len(ids[stop])
+                stop += 1
+            out += self.model.token_states(self.model.pack(ids[start:stop]))  # [L, C] each
+            start = stop
+        return out
+
+    def tokenize(self, texts: list[str], add_special_tokens: bool, prompt_name: str | None) -> list[list[dict]]:
+        """TEI's ``/tokenize``: each text's every token (not cut to the max length), with the prompt `prompt_name`
+        names put before it: id, the characters it covers, whether it is special, its UTF-8 byte offsets."""
+        try:
+            texts, _ = as_text_list(texts, "inputs")
+            prompt = self.model.resolve_prompt(None, prompt_name)
+        except (InputError, InputTypeError) as exc:
+            raise ApiError(422, str(exc), param="inputs" if prompt_name is None else "prompt_name") from None
+        prompted = [prompt + text for text in texts] if prompt else texts
+        encodings = self.model.tokenizer.whole_encodings(prompted, add_special_tokens)
+        return [_tokens(text, encoding) for text, encoding in zip(prompted, encodings, strict=True)]
+
+    def decode(self, sequences: list[list[int]], skip_special_tokens: bool) -> list[str]:
+        """TEI's ``/decode``: each id list as text; an id outside the model's vocabulary is a 422 naming it."""
+        vocab = self.model.config.vocab_size
+        for i, ids in enumerate(sequences):
+            for token in ids:
+                if token >= vocab:
+                    raise ApiError(422, f"ids[{i}] holds token id {token}, outside this model's vocabulary of {vocab}",
+                                   param="ids")  # fmt: skip
+        return self.model.tokenizer.decode(sequences, skip_special_tokens)
+
+
+def _tokens(text: str, encoding: Any) -> list[dict[str, Any]]:
+    """One encoding's tokens as TEI's /tokenize lists them: offsets in UTF-8 bytes, a special token's own string."""
+    byte_at = np.concatenate([[0], np.cumsum([len(ch.encode("utf-8", "surrogatepass")) for ch in text])]).tolist()
+    tokens = []
+    for token_id, token, special, (start, stop) in zip(
+        encoding.ids, encoding.tokens, encoding.special_tokens_mask, encoding.offsets, strict=True
+    ):
+        if special:
+            tokens.append({"id": token_id, "text": token, "special": True, "start": None, "stop": None})
+        else:
+            tokens.append({"id": token_id, "text": text[start:stop], "special": False, "start": byte_at[start],
+                           "stop": byte_at[stop]})  # fmt: skip
+    return tokens
+
 
 @dataclass
 class ServedReranker(ServedModel[RerankRequest]):

@@ -12,21 +12,24 @@ from ..loading.resolve import SHORT_DEFAULT
 
 @dataclass(frozen=True)
 class Settings:
-    """The server's limits (``minibert serve`` options; defaults as text-embeddings-inference's, but for the rerank
-    routes' documents: rerankers are given 100 – 1000 candidates, so TEI's 32 would refuse their usual request)."""
+    """The server's limits and readings (``minibert serve`` options; defaults as text-embeddings-inference's, but for
+    the inputs and documents one request may send: a request is split into forward batches of --max-batch-tokens, so
+    it need not be small — LangChain sends 1000 inputs at once, rerankers are given 100 – 1000 candidates)."""
 
     max_batch_tokens: int = 16384
-    max_client_batch_size: int = 32
+    max_client_batch_size: int = 2048  # OpenAI's limit per request; TEI's 32 refuses LangChain's chunks of 1000
     max_client_rerank_documents: int = 1000
     max_concurrent_requests: int = 512
     payload_limit: int = 2_000_000
     api_key: str | None = None
+    openai_token_ids: str = "tiktoken"  # how /v1/embeddings reads token ids: a value of tiktoken_ids.READINGS
+    tiktoken_encoding: str = "cl100k_base"
 
 
 # The limits as options: (Settings field, what it bounds); each is --field-with-dashes, a positive integer.
 LIMITS = {
     "max_batch_tokens": "tokens per forward batch, across requests",
-    "max_client_batch_size": "inputs one embedding request may send; more: 413",
+    "max_client_batch_size": "inputs one embedding request may send (run in batches of --max-batch-tokens); more: 413",
     "max_client_rerank_documents": "documents one rerank request may send; more: 413",
     "max_concurrent_requests": "requests in flight before new ones get 429",
     "payload_limit": "largest request body in bytes; more: 413",
@@ -58,6 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--graceful-timeout", type=int, default=30, help="seconds in-flight requests get after SIGTERM (default 30)"
     )
+    parser.add_argument(
+        "--openai-token-ids",
+        choices=("tiktoken", "model"),
+        default=defaults.openai_token_ids,
+        help="how /v1/embeddings reads token-id inputs: as OpenAI's tiktoken ids, decoded to text (default; what "
+        "LangChain's OpenAIEmbeddings sends), or as the model's own word-piece ids (TEI's /embed always does)",
+    )
+    parser.add_argument(
+        "--tiktoken-encoding",
+        default=defaults.tiktoken_encoding,
+        help=f"the tiktoken encoding of those ids (default {defaults.tiktoken_encoding}, OpenAI's embedding models')",
+    )
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -69,4 +84,6 @@ def settings_from(args: argparse.Namespace) -> Settings:
         raise InputError("--api-key is empty (an unset variable?); give a key, or leave --api-key out to serve without")
     if args.api_key is not None and args.api_key != args.api_key.strip():
         raise InputError("--api-key starts or ends with whitespace, which no Authorization header can carry")
-    return Settings(**limits, api_key=args.api_key)
+    return Settings(
+        **limits, api_key=args.api_key, openai_token_ids=args.openai_token_ids, tiktoken_encoding=args.tiktoken_encoding
+    )

@@ -36,10 +36,11 @@ def real_model(real_model_dir):
 
 @pytest.fixture(scope="module")
 def server(real_model_dir, make_bert_dir):
-    """all-MiniLM-L6-v2 (normalized) first, a tiny unnormalized BERT as `dot`, small limits to reach them."""
+    """all-MiniLM-L6-v2 (normalized) first, a tiny unnormalized BERT as `dot`, small limits to reach them; token ids
+    on /v1/embeddings read as the model's own (tests/serve/test_clients.py has the default, OpenAI's tiktoken ids)."""
     running = Server(
         "--model", str(real_model_dir), "--model", f"dot={make_bert_dir('tiny')}",
-        "--max-client-batch-size", "40", "--payload-limit", "200000",
+        "--max-client-batch-size", "40", "--payload-limit", "200000", "--openai-token-ids", "model",
     )  # fmt: skip
     yield running
     assert running.stop() == 0
