@@ -230,3 +230,20 @@ def test_embed_all_is_encodes_token_embeddings(server, model):
     expected = model.encode(TEXTS, output_value="token_embeddings")
     for got, want in zip(body.json(), expected, strict=True):
         assert_close(got, want, atol=1e-5, what="token embeddings")
+
+
+def test_the_root_route_reranks_when_the_first_model_is_a_reranker(real_model_dir, cross_encoder_dir):
+    """TEI's POST / runs the first model's task; the contract says which body it takes."""
+    import httpx
+
+    running = Server("--model", f"rerank={cross_encoder_dir}", "--model", str(real_model_dir))
+    try:
+        body = {"query": "how do seasons happen", "texts": ["Bread rises.", "Seasons come from the axial tilt."]}
+        assert running.post("/", body).json() == running.post("/rerank", body).json()
+        contract = httpx.get(f"{running.url}/openapi.json").json()
+        schema = contract["paths"]["/"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert schema["$ref"].endswith("/TeiRerankRequest")
+        refused = running.post("/", {"inputs": "an embedding request"})
+        assert refused.status_code == 422 and "query is required" in refused.json()["error"]
+    finally:
+        assert running.stop() == 0
