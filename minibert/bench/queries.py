@@ -24,7 +24,7 @@ import numpy as np
 
 from ..loading.weights import Weights
 from ..retrieval.corpus import read_corpus
-from .timing import wall_seconds
+from .timing import call_seconds, wall_seconds
 
 COPY_BYTES = 256 * 2**20
 QUERY_WORDS = 8  # words of a passage's start taken as a query when there is no queries file
@@ -53,7 +53,7 @@ def query_windows(queries: Sequence[str], batch_size: int, windows: int) -> list
 
 def throughput(encode: Callable[[list[str]], object], windows: list[list[str]]) -> float:
     """Queries per second of encoding every window, one ``encode`` call per window."""
-    seconds = sum(wall_seconds(lambda w=window: encode(w)) for window in windows)
+    seconds = sum(call_seconds(encode, window) for window in windows)
     return sum(map(len, windows)) / seconds
 
 
@@ -73,7 +73,7 @@ def call_latencies_ms(
             chunk = items[start : start + step]
             for name, call in calls.items():
                 call(chunk[0])
-                times[name] += [1e3 * wall_seconds(lambda c=call, item=item: c(item)) for item in chunk]
+                times[name] += [1e3 * call_seconds(call, item) for item in chunk]
     return times
 
 
@@ -81,8 +81,7 @@ def latencies_ms(
     contenders: Mapping[str, Callable[[list[str]], object]], queries: Sequence[str], passes: int
 ) -> dict[str, list[float]]:
     """Milliseconds of each one-query call (a list of one text), per contender (:func:`call_latencies_ms`)."""
-    calls = {name: (lambda query, e=encode: e([query])) for name, encode in contenders.items()}
-    return call_latencies_ms(calls, queries, passes)
+    return call_latencies_ms(contenders, [[query] for query in queries], passes)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

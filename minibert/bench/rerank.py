@@ -1,15 +1,14 @@
 """The cross-encoder task (``minibert bench --task rerank``): (query, passage) pairs/s and the latency of reranking
 one query's candidates, for minibert's CrossEncoder, sentence-transformers' CrossEncoder and ONNX Runtime behind
 minibert's CrossEncoder (:mod:`minibert.bench.contenders`), each in a process of its own, the others idle
-(:mod:`minibert.bench.worker`; a call is timed in the bench's process, the pipe included: well under a millisecond
-on calls of a second).
+(:mod:`minibert.bench.worker`, which times each call in the contender's process).
 
 * Pairs: pair i is (query i mod Q, passage i) for the first --limit passages of the corpus (Q: the queries), so
   every pair is distinct and the passages are the embedding task's. Each contender scores the first
   :data:`PARITY_PAIRS` of them once (the warm-up, and the max |Δ| of its scores against sentence-transformers'),
   then all of them with ``predict(pairs, batch_size)`` per round, the contenders alternating, each round after
-  :data:`SETTLE_S` idle seconds (:func:`~minibert.bench.timing.alternating`). Both libraries sort a call's pairs
-  longest first before batching.
+  :data:`~minibert.bench.worker.SETTLE_S` idle seconds (:func:`~minibert.bench.timing.alternating`). Both
+  libraries sort a call's pairs longest first before batching.
 * Latency: query j's candidates are the --candidates passages of the corpus from j·candidates on (taken round and
   round: every query its own slice, no retrieval run first); each contender ranks them with one ``rank(query,
   candidates, batch_size)`` call per query, the contenders taking turns every :data:`RERANK_TURN` queries, each
@@ -21,25 +20,22 @@ on calls of a second).
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from collections.abc import Sequence
 
 import numpy as np
 
 from .choice import resolve_bench_cross_encoder
-from .contenders import MINIBERT, ONNX, REFERENCE, Pair, available, max_gaps
+from .contenders import Pair, max_gaps
 from .machine import sgemm_peak_gflops
 from .paths import bench_home
 from .queries import call_latencies_ms
 from .report import RerankRun
-from .timing import alternating, wall_seconds
+from .timing import Spread, alternating, call_seconds
 from .work import default_limit, encoder_flops
-from .worker import ContenderProcess
+from .worker import SETTLE_S, start_workers
 
-CONTENDERS = (MINIBERT, REFERENCE, ONNX)
 PARITY_PAIRS = 64
-SETTLE_S = 0.5  # idle seconds before each contender's round: the previous one's thread pools stop spinning
 RERANK_PASSES = 1  # rank calls per query per contender: one pass over the queries
 RERANK_TURN = 8  # queries per contender's turn (each turn after one untimed call): ~10 s on 2 cores at MiniLM size
 
@@ -85,18 +81,15 @@ def bench_cross_encoder(name: str, texts: list[str], queries: list[str], args: a
     )
     print(f"[{label}] {len(pairs)} pairs, sgemm peak {peak:.0f} GFLOP/s; loading the contenders", file=sys.stderr)
 
-    spec = {"task": "rerank", "model_dir": str(model_dir), "batch_size": args.batch_size,
-            "cache_dir": str(bench_home() / "onnx")}  # fmt: skip
-    loaders = [(name, lambda name=name: ContenderProcess({**spec, "contender": name})) for name in CONTENDERS]
-    processes: list[ContenderProcess] = available(loaders, run.unavailable)
+    processes = start_workers("rerank", model_dir, args.batch_size, bench_home() / "onnx", run.unavailable)
     try:
         contenders = [process.contender() for process in processes]
         parity = pairs[:PARITY_PAIRS]
         run.max_diff = max_gaps({c.name: c.predict(parity) for c in contenders})  # also the warm-up
-        rates = {c.name: lambda c=c: len(pairs) / wall_seconds(functools.partial(c.predict, pairs)) for c in contenders}
+        rates = {c.name: lambda c=c: len(pairs) / call_seconds(c.predict, pairs) for c in contenders}
         run.rates = alternating(rates, args.rounds, f"[{label}] pairs, round", pause_s=SETTLE_S)
         print(f"[{label}] rerank {args.candidates} candidates, {len(candidates)} queries", file=sys.stderr)
-        calls = {c.name: lambda item, c=c: c.rank(*item) for c in contenders}
+        calls = {c.name: Spread(c.rank) for c in contenders}
         run.latencies = call_latencies_ms(calls, candidates, RERANK_PASSES, RERANK_TURN)
     finally:
         for process in processes:

@@ -21,14 +21,9 @@ from . import options
 from .choice import resolve_bench_model
 from .contenders import (
     MINIBERT,
-    ONNX,
     REFERENCE,
     Contender,
-    available,
     max_gaps,
-    minibert_contender,
-    onnx_contender,
-    reference_contender,
 )
 from .corpus import default_corpus, default_queries
 from .machine import cpu_name, machine_description, sgemm_peak_gflops, versions
@@ -47,8 +42,9 @@ from .queries import (
 from .report import ModelRun, append_csv, format_query_report, format_report, format_rerank_report, plot, plot_rerank
 from .rerank import bench_cross_encoder
 from .results import RESULT_COLUMNS, bench_rows, rerank_rows
-from .timing import alternating, wall_seconds
+from .timing import alternating, call_seconds
 from .work import default_limit, encoder_flops
+from .worker import SETTLE_S, start_workers
 
 if TYPE_CHECKING:
     from ..model import SentenceTransformer
@@ -78,19 +74,18 @@ def bench_model(name: str, texts_all: list[str], queries: list[str], args: argpa
     run = ModelRun(label, model_dir, len(texts), int(lengths.sum()), flops, peak)
     print(f"[{label}] {len(texts)} passages, sgemm peak {peak:.0f} GFLOP/s; loading the contenders", file=sys.stderr)
 
-    loaders = (
-        (MINIBERT, lambda: minibert_contender(model, args.batch_size)),
-        (REFERENCE, lambda: reference_contender(model_dir, args.batch_size)),
-        (ONNX, lambda: onnx_contender(model_dir, args.batch_size, bench_home() / "onnx")),
-    )
-    contenders = available(loaders, run.unavailable)
-
-    parity_texts = texts[:PARITY_PASSAGES]
-    run.max_diff = max_gaps({c.name: c.encode(parity_texts) for c in contenders})  # also the warm-up
-    rates = {c.name: lambda c=c: len(texts) / wall_seconds(functools.partial(c.encode, texts)) for c in contenders}
-    run.rates = alternating(rates, args.rounds, f"[{label}] round")
-    if queries:
-        bench_queries(run, contenders, model, queries, args)
+    processes = start_workers("embed", model_dir, args.batch_size, bench_home() / "onnx", run.unavailable)
+    try:
+        contenders = [process.contender() for process in processes]
+        parity_texts = texts[:PARITY_PASSAGES]
+        run.max_diff = max_gaps({c.name: c.encode(parity_texts) for c in contenders})  # also the warm-up
+        rates = {c.name: lambda c=c: len(texts) / call_seconds(c.encode, texts) for c in contenders}
+        run.rates = alternating(rates, args.rounds, f"[{label}] round", pause_s=SETTLE_S)
+        if queries:
+            bench_queries(run, contenders, model, queries, args)
+    finally:
+        for process in processes:
+            process.close()
 
     if args.cold_start:
         repeats = 1 if args.smoke else 3
@@ -120,7 +115,7 @@ def bench_queries(
     run.query_batch = len(windows[0])
     run.weights_bytes = streamed_bytes(model.weights)
     rates = {contender.name: functools.partial(throughput, contender.encode, windows) for contender in contenders}
-    run.query_rates = alternating(rates, args.rounds, f"[{run.label}] queries, round")
+    run.query_rates = alternating(rates, args.rounds, f"[{run.label}] queries, round", pause_s=SETTLE_S)
     print(f"[{run.label}] one-query latency", file=sys.stderr)
     passes = 1 if args.smoke else LATENCY_PASSES
     run.latencies = latencies_ms({contender.name: contender.encode for contender in contenders}, queries, passes)

@@ -1,5 +1,5 @@
-"""The benchmarks' two clocks — wall seconds of one call, and the median milliseconds of a GPU kernel — and the
-alternation of contenders round by round.
+"""The benchmarks' clocks — wall seconds of one call (or, for a contender in a worker process, the seconds that
+process measured), and the median milliseconds of a GPU kernel — and the alternation of contenders round by round.
 
 Every benchmark (minibert bench, benchmarks/bench_*.py) times with these, so a number means the same everywhere.
 """
@@ -22,6 +22,26 @@ def wall_seconds(fn: Callable[[], object], synchronize: Callable[[], object] | N
     if synchronize is not None:
         synchronize()
     return time.perf_counter() - start
+
+
+def call_seconds(call: Callable[..., object], *args: object) -> float:
+    """Seconds of one ``call(*args)``: as the contender's own process measured it when the call runs in a worker
+    (:class:`~minibert.bench.worker.WorkerCall`, which has ``seconds``), else the wall time here."""
+    seconds = getattr(call, "seconds", None)
+    return seconds(*args) if seconds is not None else wall_seconds(lambda: call(*args))
+
+
+class Spread:
+    """``call(*item)`` as a call of one item, timed by :func:`call_seconds` as ``call`` is."""
+
+    def __init__(self, call: Callable[..., object]) -> None:
+        self.call = call
+
+    def __call__(self, item: tuple) -> object:
+        return self.call(*item)
+
+    def seconds(self, item: tuple) -> float:
+        return call_seconds(self.call, *item)
 
 
 def median_ms(fn: Callable[[], object], repeats: int = 3) -> float:

@@ -4,10 +4,12 @@ Measured as deployed: each runtime alone in its process — its thread pools, it
 while the other contenders' processes sit blocked on a pipe, idle. In one process a runtime's spinning or waking
 thread pool (torch's OpenMP threads, OpenBLAS's workers, ONNX Runtime's) slows whichever contender runs next.
 
-SPEC is a JSON object: ``task`` (``"rerank"``), ``contender`` (a name of :mod:`minibert.bench.contenders`),
-``model_dir``, ``batch_size`` and ``cache_dir`` (ONNX Runtime's exports). The child builds the contender and writes
-one pickled reply on its protocol pipe — ``("ready", None)`` or ``("unavailable", why)`` — then answers each pickled
-``(method, args)`` it reads with ``("ok", result)`` or ``("error", traceback)``. The protocol runs on the stdout the
+SPEC is a JSON object: ``task`` (``"embed"`` or ``"rerank"``), ``contender`` (a name of
+:mod:`minibert.bench.contenders`), ``model_dir``, ``batch_size`` and ``cache_dir`` (ONNX Runtime's exports). The
+child builds the contender and writes one pickled reply on its protocol pipe — ``("ready", None)`` or
+``("unavailable", why)`` — then answers each pickled ``(method, args)`` it reads with ``("ok", (result, seconds))``,
+the call's wall seconds timed in the child (so the pipe is not counted: it would be, at a few milliseconds a query),
+or ``("error", traceback)``. The protocol runs on the stdout the
 child was started with; the child's own file descriptor 1 is pointed at stderr, so a library that prints cannot
 corrupt it. Both ends are this package's code, so the pipe carries pickles.
 """
@@ -19,6 +21,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,30 +30,44 @@ from .contenders import (
     MINIBERT,
     ONNX,
     REFERENCE,
+    Contender,
     CrossContender,
     Unavailable,
+    available,
+    minibert_contender,
     minibert_cross_contender,
+    onnx_contender,
     onnx_cross_contender,
+    reference_contender,
     reference_cross_contender,
 )
 
-METHODS = ("predict", "rank")  # what a rerank contender answers
+METHODS = {"embed": ("encode",), "rerank": ("predict", "rank")}  # what each task's contenders answer
 
 
-def build_contender(spec: dict[str, Any]) -> CrossContender:
+def build_contender(spec: dict[str, Any]) -> Contender | CrossContender:
     """The contender SPEC names, built in this process (raises :class:`Unavailable`)."""
-    if spec.get("task") != "rerank":
-        raise ValueError(f"unknown task {spec.get('task')!r}")
-    name, model_dir, batch_size = spec["contender"], Path(spec["model_dir"]), int(spec["batch_size"])
+    task, name = spec.get("task"), spec["contender"]
+    if task not in METHODS:
+        raise ValueError(f"unknown task {task!r}")
+    if name not in CONTENDERS:
+        raise ValueError(f"unknown contender {name!r}")
+    model_dir, batch_size = Path(spec["model_dir"]), int(spec["batch_size"])
+    if task == "embed":
+        if name == MINIBERT:
+            from ..model import SentenceTransformer
+
+            return minibert_contender(SentenceTransformer(model_dir), batch_size)
+        if name == REFERENCE:
+            return reference_contender(model_dir, batch_size)
+        return onnx_contender(model_dir, batch_size, Path(spec["cache_dir"]))
     if name == MINIBERT:
         from ..cross_encoder import CrossEncoder
 
         return minibert_cross_contender(CrossEncoder(model_dir), batch_size)
     if name == REFERENCE:
         return reference_cross_contender(model_dir, batch_size)
-    if name == ONNX:
-        return onnx_cross_contender(model_dir, batch_size, Path(spec["cache_dir"]))
-    raise ValueError(f"unknown contender {name!r}")
+    return onnx_cross_contender(model_dir, batch_size, Path(spec["cache_dir"]))
 
 
 def _serve(spec: dict[str, Any], replies: BinaryIO, requests: BinaryIO) -> None:
@@ -70,9 +87,12 @@ def _serve(spec: dict[str, Any], replies: BinaryIO, requests: BinaryIO) -> None:
         except EOFError:  # the parent closed the pipe: done
             return
         try:
-            if method not in METHODS:
+            if method not in METHODS[spec["task"]]:
                 raise ValueError(f"unknown method {method!r}")
-            reply("ok", getattr(contender, method)(*args))
+            function = getattr(contender, method)
+            start = time.perf_counter()
+            result = function(*args)
+            reply("ok", (result, time.perf_counter() - start))  # as timing.wall_seconds times a call
         except Exception:  # handed to the parent, which raises it there
             reply("error", traceback.format_exc())
 
@@ -85,7 +105,8 @@ def main() -> None:
 
 
 class ContenderProcess:
-    """The parent's handle on one worker: :meth:`call` runs a contender's method there and returns its result."""
+    """The parent's handle on one worker: :meth:`call` runs a contender's method there and returns its result and
+    the seconds it took there."""
 
     def __init__(self, spec: dict[str, Any]) -> None:
         import minibert
@@ -93,7 +114,7 @@ class ContenderProcess:
         env = dict(os.environ)
         package_root = str(Path(minibert.__file__).resolve().parent.parent)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-        self.name = spec["contender"]
+        self.name, self.task = spec["contender"], spec["task"]
         self._process = subprocess.Popen(
             [sys.executable, "-m", "minibert.bench.worker", json.dumps(spec)],
             stdin=subprocess.PIPE,
@@ -112,7 +133,8 @@ class ContenderProcess:
             code = self._process.wait()
             raise RuntimeError(f"the {self.name} benchmark process exited (code {code}); its stderr is above") from None
 
-    def call(self, method: str, *args: Any) -> Any:
+    def call(self, method: str, *args: Any) -> tuple[Any, float]:
+        """(result, seconds in the worker) of the contender's `method` on `args`."""
         pickle.dump((method, args), self._process.stdin)
         self._process.stdin.flush()
         status, value = self._read()
@@ -125,13 +147,36 @@ class ContenderProcess:
             self._process.stdin.close()
         self._process.wait()
 
-    def contender(self) -> CrossContender:
-        """A contender whose calls run in this process."""
-        return CrossContender(
-            self.name,
-            lambda pairs: self.call("predict", pairs),
-            lambda query, documents: self.call("rank", query, documents),
-        )
+    def contender(self) -> Contender | CrossContender:
+        """The contender, its calls running in the worker (:class:`WorkerCall`: timed there)."""
+        if self.task == "embed":
+            return Contender(self.name, WorkerCall(self, "encode"))
+        return CrossContender(self.name, WorkerCall(self, "predict"), WorkerCall(self, "rank"))
+
+
+CONTENDERS = (MINIBERT, REFERENCE, ONNX)
+SETTLE_S = 0.5  # idle seconds before each contender's round: the previous one's thread pools stop spinning
+
+
+def start_workers(task: str, model_dir: Path, batch_size: int, cache_dir: Path, unavailable: dict[str, str]):
+    """A worker per contender of `task`, in order; one that cannot run here is named in `unavailable` instead."""
+    spec = {"task": task, "model_dir": str(model_dir), "batch_size": batch_size, "cache_dir": str(cache_dir)}
+    loaders = [(name, lambda name=name: ContenderProcess({**spec, "contender": name})) for name in CONTENDERS]
+    return available(loaders, unavailable)
+
+
+class WorkerCall:
+    """One method of a worker's contender: called, its result; :meth:`seconds`, how long the worker took
+    (:func:`~minibert.bench.timing.call_seconds` uses it)."""
+
+    def __init__(self, process: ContenderProcess, method: str) -> None:
+        self.process, self.method = process, method
+
+    def __call__(self, *args: Any) -> Any:
+        return self.process.call(self.method, *args)[0]
+
+    def seconds(self, *args: Any) -> float:
+        return self.process.call(self.method, *args)[1]
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from minibert.bench.queries import (
 from minibert.bench.report import append_csv
 from minibert.bench.rerank import candidate_lists, rerank_pairs
 from minibert.bench.results import CROSS_ENCODER, RESULT_COLUMNS
-from minibert.bench.timing import alternating
+from minibert.bench.timing import alternating, call_seconds
 from minibert.bench.work import default_limit, encoder_flops
 from minibert.bench.worker import ContenderProcess
 from minibert.errors import InputError
@@ -381,22 +381,31 @@ def test_random_bert_builder_makes_a_model_both_encoders_load(tmp_path, real_mod
     assert (model_dir / "model.safetensors").stat().st_mtime_ns == built  # built once, then reused
 
 
-def test_a_contender_process_answers_as_the_contender_does_in_this_process(make_cross_encoder_dir):
-    """--task rerank runs each contender in a worker process of its own: the same scores as in this process, its
-    errors raised here with the worker's traceback, and it exits when its pipe closes."""
+def test_a_contender_process_answers_as_the_contender_does_in_this_process(make_cross_encoder_dir, make_bert_dir):
+    """Each contender runs in a worker process of its own: the same results as in this process, each call timed
+    there, its errors raised here with the worker's traceback; it exits when its pipe closes."""
     model_dir = make_cross_encoder_dir("bert", "tiny")
     pairs = [("what is a cross-encoder", "a reranker that reads both texts"), ("q", "d")]
     spec = {"task": "rerank", "contender": MINIBERT, "model_dir": str(model_dir), "batch_size": 32, "cache_dir": ""}
     worker = ContenderProcess(spec)
     try:
-        scores = worker.call("predict", pairs)
-        assert np.array_equal(scores, minibert.CrossEncoder(model_dir).predict(pairs))
-        ranked = worker.contender().rank("q", ["d", "what is a cross-encoder"])
-        assert [r["corpus_id"] for r in ranked] == [r["corpus_id"] for r in minibert.CrossEncoder(model_dir).rank(
-            "q", ["d", "what is a cross-encoder"])]  # fmt: skip
+        scores, seconds = worker.call("predict", pairs)
+        assert np.array_equal(scores, minibert.CrossEncoder(model_dir).predict(pairs)) and 0 < seconds < 60
+        contender = worker.contender()
+        documents = ["d", "what is a cross-encoder"]
+        expected = minibert.CrossEncoder(model_dir).rank("q", documents)
+        assert [r["corpus_id"] for r in contender.rank("q", documents)] == [r["corpus_id"] for r in expected]
+        assert 0 < call_seconds(contender.predict, pairs) < 60  # the worker's own clock
         with pytest.raises(RuntimeError, match=r"InputTypeError: sentences\[0\]\[1\] is int"):
             worker.call("predict", [("q", 3)])
         with pytest.raises(RuntimeError, match="unknown method"):
             worker.call("encode", ["x"])
     finally:
         worker.close()
+    bert_dir = make_bert_dir("tiny")
+    embedder = ContenderProcess({**spec, "task": "embed", "model_dir": str(bert_dir)})
+    try:
+        texts = ["a passage", "another one"]
+        assert np.array_equal(embedder.contender().encode(texts), minibert.SentenceTransformer(bert_dir).encode(texts))
+    finally:
+        embedder.close()
