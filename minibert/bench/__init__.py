@@ -5,14 +5,14 @@ What it measures, for each model given with --model:
 
 * Throughput. The contenders — minibert (NumPy), sentence-transformers (torch fp32 on CPU) and ONNX Runtime
   (CPUExecutionProvider running a plain torch.onnx.export of the transformers model; tokenized, pooled and
-  normalized by minibert as the model directory says) — embed the same passages of the same corpus with the
-  same batch size, each in a worker process of its own (minibert.bench.worker: each runtime as deployed, the
-  others idle, every call timed inside its process). Each gets one warm-up batch, then they run alternately
-  (A B C A B C ..., --rounds rounds, each round after half a second idle), so machine noise hits all alike. Reported: median docs/s and the min-max over rounds; real tokens/s (the
-  tokenizer's token counts: padding is not counted); achieved GFLOP/s and its share of the sgemm peak measured
-  in the same run; the ratio of medians to sentence-transformers; each contender's max |delta| against
-  sentence-transformers' embeddings of the first 64 passages. Contenders that are not installed are named
-  in one line, not an error.
+  normalized by minibert as the model directory says) — embed the same passages of the same corpus with the same
+  batch size, each in a worker process of its own (minibert.bench.worker: each runtime as deployed, the others idle,
+  every call timed inside its process). Each gets one warm-up batch, then they run alternately (A B C A B C ...,
+  --rounds rounds, each round after half a second idle), so machine noise hits all alike. Reported: median docs/s
+  and the min-max over rounds; real tokens/s (the tokenizer's token counts: padding is not counted); achieved
+  GFLOP/s and its share of the sgemm peak measured in the same run; the ratio of medians to sentence-transformers;
+  each contender's max |delta| against sentence-transformers' embeddings of the first 64 passages. Contenders that
+  are not installed are named in one line, not an error.
 * Queries (minibert.bench.queries): the same contenders on short queries — queries/s on batches of --batch-size
   distinct queries over alternating rounds, then every query alone, contenders taking turns pass by pass, as
   p50 / p95 / p99 latency — and the bandwidth floor of one query: the encoder layers' parameter bytes (streamed

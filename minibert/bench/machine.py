@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -52,22 +53,21 @@ def machine_description() -> str:
 
 
 def versions() -> str:
-    """Versions of what the contenders run on; only what is already imported or cheap to ask."""
+    """Versions of what the contenders run on, as installed."""
     parts = [f"Python {platform.python_version()}", f"numpy {np.__version__}"]
     try:
         blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
         parts.append(f"{blas['name']} {blas['version']}")
     except Exception:  # older numpy has no mode="dicts"; the BLAS is then simply not named
         pass
-    for module, label in (
-        ("torch", "torch"),
-        ("transformers", "transformers"),
-        ("sentence_transformers", "sentence-transformers"),
-        ("onnxruntime", "onnxruntime"),
-    ):
-        if (imported := sys.modules.get(module)) is not None:
-            threads = f" ({imported.get_num_threads()} threads)" if module == "torch" else ""
-            parts.append(f"{label} {imported.__version__}{threads}")
+    for distribution in ("torch", "transformers", "sentence-transformers", "onnxruntime"):
+        try:  # installed, whether or not this process imported it (the contenders run in workers)
+            version = importlib.metadata.version(distribution)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        torch = sys.modules.get("torch") if distribution == "torch" else None
+        threads = f" ({torch.get_num_threads()} threads here)" if torch is not None else ""
+        parts.append(f"{distribution} {version}{threads}")
     from ..version import __version__
 
     parts.append(f"minibert {__version__}{checkout_commit()}")
