@@ -33,7 +33,7 @@ from .queries import call_latencies_ms
 from .report import RerankRun
 from .timing import Spread, alternating, call_seconds
 from .work import default_limit, encoder_flops
-from .worker import SETTLE_S, start_workers
+from .worker import SETTLE_S, worker_contenders
 
 PARITY_PAIRS = 64
 RERANK_PASSES = 1  # rank calls per query per contender: one pass over the queries
@@ -81,9 +81,7 @@ def bench_cross_encoder(name: str, texts: list[str], queries: list[str], args: a
     )
     print(f"[{label}] {len(pairs)} pairs, sgemm peak {peak:.0f} GFLOP/s; loading the contenders", file=sys.stderr)
 
-    processes = start_workers("rerank", model_dir, args.batch_size, bench_home() / "onnx", run.unavailable)
-    try:
-        contenders = [process.contender() for process in processes]
+    with worker_contenders("rerank", model_dir, args.batch_size, bench_home() / "onnx", run.unavailable) as contenders:
         parity = pairs[:PARITY_PAIRS]
         run.max_diff = max_gaps({c.name: c.predict(parity) for c in contenders})  # also the warm-up
         rates = {c.name: lambda c=c: len(pairs) / call_seconds(c.predict, pairs) for c in contenders}
@@ -91,7 +89,4 @@ def bench_cross_encoder(name: str, texts: list[str], queries: list[str], args: a
         print(f"[{label}] rerank {args.candidates} candidates, {len(candidates)} queries", file=sys.stderr)
         calls = {c.name: Spread(c.rank) for c in contenders}
         run.latencies = call_latencies_ms(calls, candidates, RERANK_PASSES, RERANK_TURN)
-    finally:
-        for process in processes:
-            process.close()
     return run

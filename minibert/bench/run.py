@@ -44,7 +44,7 @@ from .rerank import bench_cross_encoder
 from .results import RESULT_COLUMNS, bench_rows, rerank_rows
 from .timing import alternating, call_seconds
 from .work import default_limit, encoder_flops
-from .worker import SETTLE_S, start_workers
+from .worker import SETTLE_S, worker_contenders
 
 if TYPE_CHECKING:
     from ..model import SentenceTransformer
@@ -74,18 +74,13 @@ def bench_model(name: str, texts_all: list[str], queries: list[str], args: argpa
     run = ModelRun(label, model_dir, len(texts), int(lengths.sum()), flops, peak)
     print(f"[{label}] {len(texts)} passages, sgemm peak {peak:.0f} GFLOP/s; loading the contenders", file=sys.stderr)
 
-    processes = start_workers("embed", model_dir, args.batch_size, bench_home() / "onnx", run.unavailable)
-    try:
-        contenders = [process.contender() for process in processes]
+    with worker_contenders("embed", model_dir, args.batch_size, bench_home() / "onnx", run.unavailable) as contenders:
         parity_texts = texts[:PARITY_PASSAGES]
         run.max_diff = max_gaps({c.name: c.encode(parity_texts) for c in contenders})  # also the warm-up
         rates = {c.name: lambda c=c: len(texts) / call_seconds(c.encode, texts) for c in contenders}
         run.rates = alternating(rates, args.rounds, f"[{label}] round", pause_s=SETTLE_S)
         if queries:
             bench_queries(run, contenders, model, queries, args)
-    finally:
-        for process in processes:
-            process.close()
 
     if args.cold_start:
         repeats = 1 if args.smoke else 3

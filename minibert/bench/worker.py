@@ -16,6 +16,7 @@ corrupt it. Both ends are this package's code, so the pipe carries pickles.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pickle
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -158,11 +160,20 @@ CONTENDERS = (MINIBERT, REFERENCE, ONNX)
 SETTLE_S = 0.5  # idle seconds before each contender's round: the previous one's thread pools stop spinning
 
 
-def start_workers(task: str, model_dir: Path, batch_size: int, cache_dir: Path, unavailable: dict[str, str]):
-    """A worker per contender of `task`, in order; one that cannot run here is named in `unavailable` instead."""
+@contextlib.contextmanager
+def worker_contenders(
+    task: str, model_dir: Path, batch_size: int, cache_dir: Path, unavailable: dict[str, str]
+) -> Iterator[list[Contender | CrossContender]]:
+    """The contenders of `task`, in order, each in a worker (one that cannot run here is named in `unavailable`
+    instead); the workers exit when the block does."""
     spec = {"task": task, "model_dir": str(model_dir), "batch_size": batch_size, "cache_dir": str(cache_dir)}
     loaders = [(name, lambda name=name: ContenderProcess({**spec, "contender": name})) for name in CONTENDERS]
-    return available(loaders, unavailable)
+    processes: list[ContenderProcess] = available(loaders, unavailable)
+    try:
+        yield [process.contender() for process in processes]
+    finally:
+        for process in processes:
+            process.close()
 
 
 class WorkerCall:
