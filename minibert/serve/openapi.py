@@ -153,8 +153,8 @@ def _narrow_embedding(schemas: dict[str, Any], limits: EmbeddingLimits, max_inpu
     prompts = [{"type": "string", "enum": limits.prompt_names}] * bool(limits.prompt_names) + [{"type": "null"}]
     for name in ("TeiEmbedRequest", "TeiEmbedAllRequest", "TeiTokenizeRequest"):
         schemas[name]["properties"]["prompt_name"]["anyOf"] = prompts
-    schemas["TeiTokenizeRequest"]["properties"]["inputs"]["anyOf"][1]["maxItems"] = max_inputs
-    one_list, lists = schemas["TeiDecodeRequest"]["properties"]["ids"]["anyOf"]
+    schemas["TeiTokenizeRequest"]["properties"]["inputs"]["oneOf"][1]["maxItems"] = max_inputs
+    one_list, lists = schemas["TeiDecodeRequest"]["properties"]["ids"]["oneOf"]
     lists["maxItems"] = max_inputs
     one_list["items"]["maximum"] = lists["items"]["items"]["maximum"] = tei_vocabulary - 1
 

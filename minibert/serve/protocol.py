@@ -56,6 +56,7 @@ from .schema import (
     TeiEmbedRequest,
     TeiRerankRequest,
     TeiTokenizeRequest,
+    id_kind,
     input_kind,
 )
 
@@ -159,7 +160,8 @@ def _path(loc: tuple[str | int, ...]) -> str:
     return str(parts[0]) + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts[1:])
 
 
-_ITEMS = {"texts": "document", "documents": "document"}  # what one element of a list field is, for errors
+# what one element of a list field is, for errors
+_ITEMS = {"texts": "document", "documents": "document", "ids": "token id"}
 
 
 def _refusal(error: ErrorDetails, model: type[BaseModel]) -> ApiError:
@@ -240,7 +242,7 @@ def parse_tei_tokenize(body: object, max_inputs: int) -> TeiTokenizeRequest:
 def parse_tei_decode(body: object, max_inputs: int) -> TeiDecodeRequest:
     """A TEI ``/decode`` body, checked; its ids as a list of lists."""
     req = _validated(TeiDecodeRequest, body)
-    ids = [req.ids] if req.ids and isinstance(req.ids[0], int) else req.ids
+    ids = [req.ids] if id_kind(req.ids) == TOKEN_IDS else req.ids
     _check_count(ids, "ids", max_inputs, "--max-client-batch-size", "id lists")
     return req.model_copy(update={"ids": ids})
 

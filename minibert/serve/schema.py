@@ -138,7 +138,29 @@ class TeiEmbedAllResponse(RootModel[list[list[list[float]]]]):
     """Per input, in input order, each token's vector (special tokens included), [tokens, hidden size]."""
 
 
-TokenizeInputs = Annotated[str, Tag(TEXT)] | Annotated[list[str], Field(min_length=1), Tag(TEXTS)]
+def text_kind(value: Any) -> str | None:
+    """A text or a list of texts (None: neither)."""
+    return TEXT if isinstance(value, str) else TEXTS if isinstance(value, list) else None
+
+
+def id_kind(value: Any) -> str | None:
+    """A list of token ids or a list of such lists, by its first element (None: not a list)."""
+    if not isinstance(value, list):
+        return None
+    return TOKEN_ID_LISTS if value and isinstance(value[0], list) else TOKEN_IDS
+
+
+TokenizeInputs = Annotated[
+    Annotated[str, Tag(TEXT)] | Annotated[list[str], Field(min_length=1), Tag(TEXTS)],
+    Discriminator(text_kind, custom_error_type="input_shape", custom_error_message="Input should be a string or a "
+                  "list of strings"),
+]  # fmt: skip
+DecodeIds = Annotated[
+    Annotated[list[TokenId], Field(min_length=1), Tag(TOKEN_IDS)]
+    | Annotated[list[list[TokenId]], Field(min_length=1), Tag(TOKEN_ID_LISTS)],
+    Discriminator(id_kind, custom_error_type="input_shape", custom_error_message="Input should be a list of token "
+                  "ids or a list of lists of token ids"),
+]  # fmt: skip
 
 
 class TeiTokenizeRequest(_Request):
@@ -164,9 +186,7 @@ class TeiTokenizeResponse(RootModel[list[list[SimpleToken]]]):
 class TeiDecodeRequest(_Request):
     """text-embeddings-inference's ``POST /decode`` body."""
 
-    ids: Annotated[list[TokenId], Field(min_length=1), Tag(TOKEN_IDS)] | Annotated[
-        list[list[TokenId]], Field(min_length=1), Tag(TOKEN_ID_LISTS)
-    ] = Field(description="token ids of the first embedding model, or a list of such lists")
+    ids: DecodeIds = Field(description="token ids of the first embedding model, or a list of such lists")
     skip_special_tokens: bool = Field(True, description="leave the special tokens out of the text")
 
 

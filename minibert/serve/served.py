@@ -196,10 +196,13 @@ class ServedEmbedder(ServedModel[EmbedRequest]):
         """TEI's ``/tokenize``: each text's every token (not cut to the max length), with the prompt `prompt_name`
         names put before it: id, the characters it covers, whether it is special, its UTF-8 byte offsets."""
         try:
-            texts, _ = as_text_list(texts, "inputs")
+            as_text_list(texts, "inputs")  # a lone surrogate: 422 naming inputs[i]
+        except (InputError, InputTypeError) as exc:
+            raise ApiError(422, str(exc), param="inputs") from None
+        try:
             prompt = self.model.resolve_prompt(None, prompt_name)
         except (InputError, InputTypeError) as exc:
-            raise ApiError(422, str(exc), param="inputs" if prompt_name is None else "prompt_name") from None
+            raise ApiError(422, str(exc), param="prompt_name") from None
         prompted = [prompt + text for text in texts] if prompt else texts
         encodings = self.model.tokenizer.whole_encodings(prompted, add_special_tokens)
         return [_tokens(text, encoding) for text, encoding in zip(prompted, encodings, strict=True)]
@@ -217,7 +220,7 @@ class ServedEmbedder(ServedModel[EmbedRequest]):
 
 def _tokens(text: str, encoding: Any) -> list[dict[str, Any]]:
     """One encoding's tokens as TEI's /tokenize lists them: offsets in UTF-8 bytes, a special token's own string."""
-    byte_at = np.concatenate([[0], np.cumsum([len(ch.encode("utf-8", "surrogatepass")) for ch in text])]).tolist()
+    byte_at = np.concatenate([[0], np.cumsum([len(ch.encode("utf-8")) for ch in text])]).tolist()
     tokens = []
     for token_id, token, special, (start, stop) in zip(
         encoding.ids, encoding.tokens, encoding.special_tokens_mask, encoding.offsets, strict=True

@@ -247,3 +247,23 @@ def test_the_root_route_reranks_when_the_first_model_is_a_reranker(real_model_di
         assert refused.status_code == 422 and "query is required" in refused.json()["error"]
     finally:
         assert running.stop() == 0
+
+
+@pytest.mark.parametrize(
+    "path, body, status, message",
+    [
+        ("/tokenize", {"inputs": ["fine", "bad \ud800"]}, 422, "inputs[1] contains a lone surrogate"),
+        ("/tokenize", {"inputs": "x", "prompt_name": "nope"}, 422, "nope"),
+        ("/tokenize", {"inputs": []}, 400, "inputs is an empty list"),
+        ("/tokenize", {"inputs": 3}, 422, "inputs must be a string or a list of strings, got the number 3"),
+        ("/decode", {"ids": []}, 400, "ids is an empty list"),
+        ("/decode", {"ids": [[1], ["a"]]}, 422, "ids[1][0] must be a valid integer, got the string 'a'"),
+        ("/embed_all", {"inputs": [[101]], "prompt_name": "query"}, 422, "prompt_name must be null with token-id"),
+        ("/embed_all", {"inputs": []}, 400, "inputs is an empty list"),
+        ("/", {"inputs": []}, 400, "inputs is an empty list"),
+    ],
+)
+def test_the_tei_routes_refuse_bad_input_in_teis_error_shape(server, path, body, status, message):
+    answer = server.post(path, body)
+    assert answer.status_code == status, answer.text
+    assert message in answer.json()["error"] and answer.json()["error_type"] == "Validation"
