@@ -285,7 +285,10 @@ def test_too_many_requests_in_flight_get_429_with_retry_after(real_model_dir):
     try:
         with ThreadPoolExecutor(1) as pool:
             slow = pool.submit(busy.post, "/embed", {"inputs": [LONG] * 64})
-            time.sleep(0.5)  # the slow request is being computed
+            deadline = time.monotonic() + 60
+            while busy.metric("minibert_requests_in_flight") < 1:  # until the slow request is being computed
+                assert time.monotonic() < deadline and not slow.done(), "the slow request never got in flight"
+                time.sleep(0.01)
             refused = busy.post("/embed", {"inputs": "x"})
             assert slow.result().status_code == 200
         assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
