@@ -168,11 +168,9 @@ class Server:
         if not self.models.ready:
             raise ApiError(503, "the models are still loading; retry in a moment", retry_after=1)
 
-    async def _forward(
-        self, request: Request, served: ServedModel[ModelRequest], req: ModelRequest
-    ) -> tuple[np.ndarray, int]:
-        """The request's rows [n, w] from the batcher — embeddings before Normalize, or a reranker's logits — and its
-        token count; 429 past --max-concurrent-requests."""
+    @contextlib.contextmanager
+    def _computing(self):
+        """A request that computes, counted in flight while it does; 429 past --max-concurrent-requests."""
         if self.in_flight >= self.settings.max_concurrent_requests:
             raise ApiError(
                 429,
@@ -182,11 +180,19 @@ class Server:
         self.in_flight += 1
         self.metrics.in_flight.inc()
         try:
-            inputs = await asyncio.to_thread(served.prepare, req)  # tokenizing a large request: off the loop
-            rows = await self.batcher.submit(Job(served, inputs, request.is_disconnected))  # [n, w]
+            yield
         finally:
             self.in_flight -= 1
             self.metrics.in_flight.dec()
+
+    async def _forward(
+        self, request: Request, served: ServedModel[ModelRequest], req: ModelRequest
+    ) -> tuple[np.ndarray, int]:
+        """The request's rows [n, w] from the batcher — embeddings before Normalize, or a reranker's logits — and its
+        token count; 429 past --max-concurrent-requests."""
+        with self._computing():
+            inputs = await asyncio.to_thread(served.prepare, req)  # tokenizing a large request: off the loop
+            rows = await self.batcher.submit(Job(served, inputs, request.is_disconnected))  # [n, w]
         return rows, inputs.tokens
 
     async def _embed(self, request: Request, served: ServedEmbedder, req: EmbedRequest) -> tuple[np.ndarray, int]:
@@ -234,12 +240,13 @@ class Server:
 
     async def tei_embed_all(self, request: Request) -> Outcome:
         """Each input's token embeddings (the last hidden states, special tokens included), off the batcher: in
-        forward batches of --max-batch-tokens on a worker thread."""
+        forward batches of --max-batch-tokens on a worker thread, counted in flight as the batched routes are."""
         self._ready()
         req = parse_tei_embed_all(await self._json_body(request), self.settings.max_client_batch_size)
         served = self.models.find(None, ServedEmbedder)
-        sequences = await asyncio.to_thread(served.prepare, req)
-        states = await asyncio.to_thread(served.token_states, sequences, self.settings.max_batch_tokens)
+        with self._computing():
+            sequences = await asyncio.to_thread(served.prepare, req)
+            states = await asyncio.to_thread(served.token_states, sequences, self.settings.max_batch_tokens)
         return Outcome(JSONResponse([state.tolist() for state in states]), req.count, sequences.tokens)
 
     async def tei_tokenize(self, request: Request) -> Outcome:

@@ -280,11 +280,12 @@ def test_api_key_is_required_everywhere_but_health(real_model_dir):
         assert keyed.stop() == 0
 
 
-def test_too_many_requests_in_flight_get_429_with_retry_after(real_model_dir):
+@pytest.mark.parametrize("slow_route", ["/embed", "/embed_all"])  # /embed_all runs off the batcher, counted too
+def test_too_many_requests_in_flight_get_429_with_retry_after(real_model_dir, slow_route):
     busy = Server("--model", str(real_model_dir), "--max-concurrent-requests", "1", "--max-client-batch-size", "64")
     try:
         with ThreadPoolExecutor(1) as pool:
-            slow = pool.submit(busy.post, "/embed", {"inputs": [LONG] * 64})
+            slow = pool.submit(busy.post, slow_route, {"inputs": [LONG] * 64})
             deadline = time.monotonic() + 60
             while busy.metric("minibert_requests_in_flight") < 1:  # until the slow request is being computed
                 assert time.monotonic() < deadline and not slow.done(), "the slow request never got in flight"
