@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -132,6 +132,17 @@ def as_pair_list(sentences: object, field: str = "sentences") -> tuple[list[tupl
             raise InputTypeError(f"{field}[{i}] is {what}, expected a pair (query, passage) of two str")
         pairs.append((_check_text(pair[0], 0, f"{field}[{i}]"), _check_text(pair[1], 1, f"{field}[{i}]")))
     return pairs, False
+
+
+def check_token_ids(sequences: Sequence[Sequence[object]], vocab: int, field: str) -> None:
+    """Each sequence's ids are integers of a vocabulary of `vocab` ids (InputTypeError / InputError naming
+    ``field[i]``)."""
+    for i, ids in enumerate(sequences):
+        for token in ids:
+            if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
+                raise InputTypeError(f"{field}[{i}] holds {token!r}; token ids are integers")
+            if not 0 <= token < vocab:
+                raise InputError(f"{field}[{i}] holds token id {token}, outside this model's vocabulary of {vocab}")
 
 
 def check_output_value(output_value: object) -> str:

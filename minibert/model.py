@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from .arguments import as_text_list, check_output_value, check_similarity_fn_name, merged_prompts
+from .arguments import as_text_list, check_output_value, check_similarity_fn_name, check_token_ids, merged_prompts
 from .encoder.contract import Encoder, EncoderFactory
 from .encoder.cpu import NumpyEncoder
 from .encoder.pooling import after_pooling, normalize_while_pooling
@@ -240,13 +240,7 @@ class SentenceTransformer:
         """Stage 1 for inputs given as token ids: each sequence the word-piece ids of a text without special tokens,
         checked to be ids of this model's vocabulary (InputError naming ``field[i]``), then wrapped in the model's
         special tokens (``[CLS] … [SEP]``) and cut to max_seq_length as a text would be."""
-        vocab = self.config.vocab_size
-        for i, ids in enumerate(sequences):
-            for token in ids:
-                if isinstance(token, bool) or not isinstance(token, (int, np.integer)):
-                    raise InputTypeError(f"{field}[{i}] holds {token!r}; token ids are integers")
-                if not 0 <= token < vocab:
-                    raise InputError(f"{field}[{i}] holds token id {token}, outside this model's vocabulary of {vocab}")
+        check_token_ids(sequences, self.config.vocab_size, field)
         keep = self.tokenizer.max_content_tokens
         return Prepared(
             [self.tokenizer.with_special_tokens(list(ids)) for ids in sequences], [len(ids) > keep for ids in sequences]

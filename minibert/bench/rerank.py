@@ -26,14 +26,14 @@ from collections.abc import Sequence
 import numpy as np
 
 from .choice import resolve_bench_cross_encoder
-from .contenders import Pair, max_gaps
+from .contenders import Pair
 from .machine import sgemm_peak_gflops
 from .paths import bench_home
 from .queries import call_latencies_ms
 from .report import RerankRun
-from .timing import Spread, alternating, call_seconds
+from .timing import Spread
 from .work import default_limit, encoder_flops
-from .worker import SETTLE_S, worker_contenders
+from .worker import gaps_and_rates, worker_contenders
 
 PARITY_PAIRS = 64
 RERANK_PASSES = 1  # rank calls per query per contender: one pass over the queries
@@ -82,10 +82,9 @@ def bench_cross_encoder(name: str, texts: list[str], queries: list[str], args: a
     print(f"[{label}] {len(pairs)} pairs, sgemm peak {peak:.0f} GFLOP/s; loading the contenders", file=sys.stderr)
 
     with worker_contenders("rerank", model_dir, args.batch_size, bench_home() / "onnx", run.unavailable) as contenders:
-        parity = pairs[:PARITY_PAIRS]
-        run.max_diff = max_gaps({c.name: c.predict(parity) for c in contenders})  # also the warm-up
-        rates = {c.name: lambda c=c: len(pairs) / call_seconds(c.predict, pairs) for c in contenders}
-        run.rates = alternating(rates, args.rounds, f"[{label}] pairs, round", pause_s=SETTLE_S)
+        calls = {c.name: c.predict for c in contenders}
+        run.max_diff, run.rates = gaps_and_rates(calls, pairs, pairs[:PARITY_PAIRS], args.rounds,
+                                                 f"[{label}] pairs, round")  # fmt: skip
         print(f"[{label}] rerank {args.candidates} candidates, {len(candidates)} queries", file=sys.stderr)
         calls = {c.name: Spread(c.rank) for c in contenders}
         run.latencies = call_latencies_ms(calls, candidates, RERANK_PASSES, RERANK_TURN)

@@ -23,7 +23,6 @@ from .contenders import (
     MINIBERT,
     REFERENCE,
     Contender,
-    max_gaps,
 )
 from .corpus import default_corpus, default_queries
 from .machine import cpu_name, machine_description, sgemm_peak_gflops, versions
@@ -42,9 +41,9 @@ from .queries import (
 from .report import ModelRun, append_csv, format_query_report, format_report, format_rerank_report, plot, plot_rerank
 from .rerank import bench_cross_encoder
 from .results import RESULT_COLUMNS, bench_rows, rerank_rows
-from .timing import alternating, call_seconds
+from .timing import alternating
 from .work import default_limit, encoder_flops
-from .worker import SETTLE_S, worker_contenders
+from .worker import SETTLE_S, gaps_and_rates, worker_contenders
 
 if TYPE_CHECKING:
     from ..model import SentenceTransformer
@@ -75,10 +74,8 @@ def bench_model(name: str, texts_all: list[str], queries: list[str], args: argpa
     print(f"[{label}] {len(texts)} passages, sgemm peak {peak:.0f} GFLOP/s; loading the contenders", file=sys.stderr)
 
     with worker_contenders("embed", model_dir, args.batch_size, bench_home() / "onnx", run.unavailable) as contenders:
-        parity_texts = texts[:PARITY_PASSAGES]
-        run.max_diff = max_gaps({c.name: c.encode(parity_texts) for c in contenders})  # also the warm-up
-        rates = {c.name: lambda c=c: len(texts) / call_seconds(c.encode, texts) for c in contenders}
-        run.rates = alternating(rates, args.rounds, f"[{label}] round", pause_s=SETTLE_S)
+        calls = {c.name: c.encode for c in contenders}
+        run.max_diff, run.rates = gaps_and_rates(calls, texts, texts[:PARITY_PASSAGES], args.rounds, f"[{label}] round")
         if queries:
             bench_queries(run, contenders, model, queries, args)
 

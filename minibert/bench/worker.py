@@ -24,7 +24,7 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -36,6 +36,7 @@ from .contenders import (
     CrossContender,
     Unavailable,
     available,
+    max_gaps,
     minibert_contender,
     minibert_cross_contender,
     onnx_contender,
@@ -43,6 +44,7 @@ from .contenders import (
     reference_contender,
     reference_cross_contender,
 )
+from .timing import alternating, call_seconds
 
 METHODS = {"embed": ("encode",), "rerank": ("predict", "rank")}  # what each task's contenders answer
 
@@ -174,6 +176,16 @@ def worker_contenders(
     finally:
         for process in processes:
             process.close()
+
+
+def gaps_and_rates(
+    calls: Mapping[str, Callable[[list], Any]], items: list, parity: list, rounds: int, progress: str
+) -> tuple[dict[str, float | None], dict[str, list[float]]]:
+    """Each contender's max |Δ| against sentence-transformers on `parity` (also the warm-up), then its rate on
+    `items` (items per second of one call) over `rounds` alternating rounds, each after :data:`SETTLE_S` idle."""
+    max_diff = max_gaps({name: call(parity) for name, call in calls.items()})
+    rates = {name: lambda call=call: len(items) / call_seconds(call, items) for name, call in calls.items()}
+    return max_diff, alternating(rates, rounds, progress, pause_s=SETTLE_S)
 
 
 class WorkerCall:

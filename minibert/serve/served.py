@@ -16,6 +16,7 @@ the first reranker.
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
-from ..arguments import as_text_list
+from ..arguments import as_text_list, check_token_ids
 from ..cross_encoder import CrossEncoder
 from ..encoder.activations import ACTIVATION_FUNCTIONS
 from ..errors import InputError, InputTypeError, UnsupportedModelError
@@ -209,18 +210,16 @@ class ServedEmbedder(ServedModel[EmbedRequest]):
 
     def decode(self, sequences: list[list[int]], skip_special_tokens: bool) -> list[str]:
         """TEI's ``/decode``: each id list as text; an id outside the model's vocabulary is a 422 naming it."""
-        vocab = self.model.config.vocab_size
-        for i, ids in enumerate(sequences):
-            for token in ids:
-                if token >= vocab:
-                    raise ApiError(422, f"ids[{i}] holds token id {token}, outside this model's vocabulary of {vocab}",
-                                   param="ids")  # fmt: skip
+        try:
+            check_token_ids(sequences, self.model.config.vocab_size, "ids")
+        except (InputError, InputTypeError) as exc:
+            raise ApiError(422, str(exc), param="ids") from None
         return self.model.tokenizer.decode(sequences, skip_special_tokens)
 
 
 def _tokens(text: str, encoding: Any) -> list[dict[str, Any]]:
     """One encoding's tokens as TEI's /tokenize lists them: offsets in UTF-8 bytes, a special token's own string."""
-    byte_at = np.concatenate([[0], np.cumsum([len(ch.encode("utf-8")) for ch in text])]).tolist()
+    byte_at = list(itertools.accumulate((len(ch.encode("utf-8")) for ch in text), initial=0))  # char -> byte
     tokens = []
     for token_id, token, special, (start, stop) in zip(
         encoding.ids, encoding.tokens, encoding.special_tokens_mask, encoding.offsets, strict=True
