@@ -108,8 +108,12 @@ class CrossEncoder:
         return self.tokenizer.pairs(queries, passages, self.max_length)
 
     def logits(self, batch: PackedBatch) -> np.ndarray:
-        """A packed batch of pairs -> the head's logits [B, labels] float32."""
-        return self.encoder.logits(batch)
+        """A packed batch of pairs -> the head's logits [B, labels] float32. Identical pairs (equal token ids) are
+        scored once, so they score exactly alike wherever they sit in a batch (a GEMM's last bits can depend on a
+        row's place in it) and ties keep their input order, as in sentence-transformers."""
+        distinct, index = batch.distinct()
+        raw = self.encoder.logits(distinct)
+        return raw if index is None else raw[index]
 
     def scores(
         self, raw: np.ndarray, activation_fn: Activation | None = None, apply_softmax: bool = False

@@ -94,6 +94,17 @@ class PackedBatch:
         before = np.repeat(counted[self.cu_seqlens[:-1]], self.lengths)  # [N]: those in earlier sequences
         return (counted[1:] - before) * real + padding_idx
 
+    def distinct(self) -> tuple[PackedBatch, np.ndarray | None]:
+        """(the batch's distinct sequences — equal ids and token types — packed in first-seen order, each sequence's
+        index among them: [B]; None when all are distinct)."""
+        ids, types, bounds = self.input_ids.tolist(), self.token_type_ids.tolist(), self.cu_seqlens.tolist()
+        first: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        keys = [(tuple(ids[a:b]), tuple(types[a:b])) for a, b in itertools.pairwise(bounds)]
+        index = np.fromiter((first.setdefault(k, len(first)) for k in keys), dtype=np.intp, count=len(keys))
+        if len(first) == len(keys):
+            return self, None
+        return PackedBatch.from_ids([k for k, _ in first], self.pad_token_id, [t for _, t in first]), index
+
     def to_padded(self) -> PaddedBatch:
         """The same batch right-padded to the longest sequence: [B, T] ids (pad token), mask and types."""
         B, T = len(self.cu_seqlens) - 1, self.max_seqlen

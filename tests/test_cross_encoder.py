@@ -74,6 +74,24 @@ def test_truncation_to_max_length_equals_sentence_transformers(make_cross_encode
     assert_close(got, expected, atol=SCORE_ATOL, what=f"max_length {max_length}")
 
 
+@pytest.mark.parametrize("shape", ["tiny", "minilm-l6"])
+def test_identical_pairs_score_exactly_alike_wherever_they_sit_in_a_batch(make_cross_encoder_dir, shape):
+    """Equal token ids ("" and "   " tokenize alike) in batches of mixed lengths, on two threads: one score, bit for
+    bit — so their tie keeps its input order in rank, as sentence-transformers' equal scores do."""
+    ours = minibert.CrossEncoder(make_cross_encoder_dir("bert", shape), threads=2)
+    repeated = [(QUERY, ""), (QUERY, "   "), (QUERY, DOCUMENTS[1])]
+    pairs = [p for i in range(40) for p in (repeated[i % 3], PAIRS[i % len(PAIRS)])]
+    for batch in (pairs, [(QUERY, d) for d in DOCUMENTS]):
+        logits = ours.logits(ours.pack(batch))[:, 0]  # the stage, in this order (predict sorts by length)
+        for text in ("", DOCUMENTS[1]):
+            same = logits[[i for i, (q, d) in enumerate(batch) if q == QUERY and d.strip() == text]]
+            assert (same == same[0]).all(), f"{text!r}: {np.unique(same).tolist()}"
+    ranked = ours.rank(QUERY, DOCUMENTS)
+    ids = [r["corpus_id"] for r in ranked]
+    assert ranked[ids.index(2)]["score"] == ranked[ids.index(5)]["score"]  # "" ties "   " …
+    assert ids.index(5) == ids.index(2) + 1  # … and stays before it
+
+
 def test_rank_options_follow_sentence_transformers(make_cross_encoder_dir):
     model_dir = make_cross_encoder_dir("bert", "tiny", activation=ACTIVATION_IDENTITY)
     ours, theirs = minibert.CrossEncoder(model_dir), reference(model_dir)

@@ -138,7 +138,7 @@ def test_a_cross_encoders_head_runs_with_its_forwards_blas_count(make_cross_enco
     set_threads, get_threads = _blas_controls()
     monkeypatch.setattr(threads, "MIN_GROUP_TOKENS", 1)
     model = minibert.CrossEncoder(make_cross_encoder_dir("bert", "tiny"), threads=2)
-    batch = model.pack([("a query", "a passage about it")] * 4)
+    batch = model.pack([("a query", f"passage {i} about it") for i in range(4)])
     assert len(threads.thread_plan(batch.lengths, 2)[0]) == 2
     counts: list[int] = []
 
