@@ -7,14 +7,20 @@ forward, then pooling per sequence straight from the packed rows. Where the fast
 readable one:
 
 - **No padding, one group of sequences per core.** The batch's real tokens arrive packed end to end
-  ([N, C] rows, N = Σ lengths), the sequences split into contiguous groups of about equal token counts, and each
+  (N = Σ lengths), the sequences split into contiguous groups of about equal token counts, and each
   group runs the whole layer stack on its own thread: GEMMs, attention and elementwise work, with no hand-offs
   between them, each GEMM on one BLAS thread. A batch too small to split — one short query — is the exception:
   one group, whose GEMMs BLAS splits over the cores (:func:`minibert.encoder.threads.thread_plan`, the one rule;
   :mod:`minibert.encoder.blas` takes the BLAS counts in turns).
-- **Elementwise work in place, in cache-sized row blocks.** Bias + GELU and residual + bias + LayerNorm
-  run over blocks of rows that fit in L2, in the GEMM's output buffer; each layer's activations live in
-  buffers allocated once per forward (``np.matmul(..., out=)``), and the layer output overwrites its input.
+- **Features × tokens.** Inside a group the activations are columns, [C, N], and every GEMM is W·X with W the
+  checkpoint's own [out, in] rows, as torch stores them (``.T`` of the weight tree's [in, out] views: no copy). At
+  a few tokens OpenBLAS runs that product fastest of the three layouts, and at many as fast as the others
+  (ARCHITECTURE.md, "Weights"). The embeddings are turned into columns once, the last layer's output back into
+  rows once.
+- **Elementwise work in place.** Bias + GELU runs over blocks of rows that fit in L2, in the GEMM's output buffer,
+  and residual + bias + LayerNorm over the whole [C, N] (column blocks are strided views, which NumPy runs
+  slower); each layer's activations live in buffers allocated once per forward (``np.matmul(..., out=)``), and the
+  layer output overwrites its input.
 - **GELU as x / (1 + exp(x·S(x²))) in float32.** x·Φ(x) written with the log-odds of Φ, which is odd in x:
   g = ln((1 − Φ)/Φ) = x·S(x²), S a degree-6 polynomial fitted by weighted minimax (``tools/fit_gelu.py``).
   NumPy's exp is vectorized, so this is 18 passes over the data against 27 for x·(½ + ½·erf) from a rational
@@ -25,9 +31,11 @@ readable one:
   for the first rows alone (``output="first_tokens"``); a cross-encoder's head runs on them inside the same
   threads, under the forward's BLAS count (``output="logits"``).
 - **Attention per sequence, on its own tokens** (no mask, no padded scores), sequences of equal length
-  stacked into one call (a batch of short queries is then a few calls, not one per query). K is laid out
-  transposed for QKᵀ; Q is scaled by 1/√D before it (a pass over [H, L, D], not [H, L, L]); the softmax shifts
-  by the sequence's maximum score and divides after A·V (see :func:`self_attention`).
+  stacked into one call (a batch of short queries is then a few calls, not one per query), transposed: scores
+  K·Qᵀ and context Vᵀ·Pᵀ, so that only K changes layout. Qᵀ is scaled by 1/√D before it (a pass over [H, D, L],
+  not [H, L, L]); the softmax shifts by the sequence's maximum score and divides after the product with V (see
+  :func:`self_attention`). QKV and attention run a chunk of about ATTENTION_CHUNK_TOKENS tokens at a time, so
+  that a sequence's columns are read with a stride of a few KiB, not of the whole group's tokens.
 
 Shape letters as in :mod:`minibert.encoder.reference`: B, T, C, H, D, F; N = packed rows (real tokens), L = one
 sequence's length, S = sequences.
@@ -50,7 +58,7 @@ from .blas import blas_threads
 from .head import logits
 from .pooling import normalize, pool
 from .positions import position_bias
-from .threads import default_threads, thread_plan
+from .threads import balanced_groups, default_threads, thread_plan
 
 # GELU(x) = x·Φ(x) = x / (1 + exp(x·S(x²))): g(x) = ln((1 − Φ)/Φ) is odd, so g = x·S(x²); S below (w⁰ … w⁶)
 # is the weighted-minimax fit of tools/fit_gelu.py (|ΔGELU| ≈ 7e-8 before float32 rounding).
@@ -64,12 +72,16 @@ GELU_S = tuple(
 _X_ZERO = np.float32(-4 * math.sqrt(2))  # below, Φ(x) < 8e-9: GELU is 0 to float32 precision, whatever |x|
 _MIN_ROW_SUM = np.float32(1e-30)  # softmax rows summing to less lose precision to subnormals
 _BLOCK_FLOATS = 1 << 16  # elements per row block (256 KiB of float32): a block and its scratch blocks fit L2
+# tokens per attention chunk: the QKV GEMM and attention run on about this many tokens' columns at a time, so that
+# attention's per-sequence reads and writes stride over rows of a few KiB, not of the whole group
+ATTENTION_CHUNK_TOKENS = 512
 
 
-def _row_blocks(n_rows: int, width: int):
-    step = max(1, _BLOCK_FLOATS // width)
-    for start in range(0, n_rows, step):
-        yield start, min(start + step, n_rows)
+def _blocks(n: int, size: int):
+    """Ranges covering 0..n, each of about _BLOCK_FLOATS floats (items of `size` floats)."""
+    step = max(1, _BLOCK_FLOATS // max(size, 1))
+    for start in range(0, n, step):
+        yield start, min(start + step, n)
 
 
 def _horner(coefficients: tuple[np.float32, ...], z: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -83,21 +95,20 @@ def _horner(coefficients: tuple[np.float32, ...], z: np.ndarray, out: np.ndarray
 
 
 def bias_gelu_(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """In place: h = GELU(h + bias), block by block. h: [N, F] float32 C-contiguous, bias: [F].
+    """In place: h = GELU(h + bias), in blocks of rows. h: [F, N] float32 C-contiguous (features × tokens), bias: [F].
 
     GELU(x) = x / (1 + e^g), g = x·S(x²). Large |x| need no clamp: for x ≳ 5.5, e^g < 3e-8 and the quotient is
     exactly x; for very negative x, e^g overflows to inf and the quotient is 0 (those x are set to exactly 0 anyway,
     below _X_ZERO). Error: |Δ| ≤ 8 ulp(GELU(x)) + 2e-7 against the exact GELU, whatever SIMD kernels NumPy picks
     (ARCHITECTURE.md, "The fast GELU's bound").
     """
-    width = h.shape[1]
-    step = min(h.shape[0], max(1, _BLOCK_FLOATS // width))
-    w, g = (np.empty((step, width), dtype=np.float32) for _ in range(2))  # scratch, reused per block
+    F, N = h.shape
+    step = min(F, max(1, _BLOCK_FLOATS // max(N, 1)))
+    w, g = (np.empty((step, N), dtype=np.float32) for _ in range(2))  # scratch, reused per block
     with np.errstate(over="ignore"):  # x² or e^g past float32's range: inf is the intended value
-        for a, b in _row_blocks(h.shape[0], width):
-            x = h[a:b]
-            n = b - a
-            x += bias
+        for a, b in _blocks(F, N):
+            x, n = h[a:b], b - a
+            x += bias[a:b, None]
             zero = x < _X_ZERO if x.min() < _X_ZERO else None
             np.multiply(x, x, out=w[:n])
             _horner(GELU_S, w[:n], g[:n])
@@ -111,21 +122,20 @@ def bias_gelu_(h: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 
 def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.ndarray:
-    """In place: h = LayerNorm(h + residual (+ bias)), block by block. h, residual: [N, C]; the rest [C]."""
-    width = h.shape[1]
-    ones = np.ones((width, 1), dtype=np.float32)
-    for a, b in _row_blocks(h.shape[0], width):
-        x = h[a:b]
-        x += residual[a:b]
-        if bias is not None:
-            x += bias
-        mean = x @ ones  # [rows, 1] sums (a GEMV: faster than a reduction along short rows)
-        mean *= np.float32(1 / width)
-        x -= mean
-        variance = np.einsum("ij,ij->i", x, x) / np.float32(width)  # [rows]
-        x *= (1 / np.sqrt(variance + np.float32(eps)))[:, None]
-        x *= weight
-        x += ln_bias
+    """In place: each column of h = LayerNorm(h + residual (+ bias)), over the whole array at once (the reductions
+    along axis 0 add rows, SIMD along the tokens). h: [C, N] C-contiguous (features × tokens), residual: [C, N];
+    bias, weight, ln_bias: [C]."""
+    C = h.shape[0]
+    h += residual
+    if bias is not None:
+        h += bias[:, None]
+    h -= h.mean(axis=0)  # [N]
+    variance = np.einsum("ij,ij->j", h, h)  # [N]
+    variance *= np.float32(1 / C)
+    variance += np.float32(eps)
+    h *= 1 / np.sqrt(variance)
+    h *= weight[:, None]
+    h += ln_bias[:, None]
     return h
 
 
@@ -139,107 +149,135 @@ class AttentionScratch:
 
     def __init__(self, offsets: np.ndarray, H: int, D: int) -> None:
         starts, lengths = offsets[:-1], np.diff(offsets)
-        # (L, the first rows [S_L] of the sequences of length L, their indices [S_L]) for each length L ≥ 1 present,
-        # shortest first
+        # (L, the first tokens [S_L] of the sequences of length L, their indices [S_L]) for each length L ≥ 1
+        # present, shortest first
         indices = [np.flatnonzero(lengths == L) for L in np.unique(lengths) if L > 0]
         self.groups = [(int(lengths[i[0]]), starts[i], i) for i in indices]
-        rows_max = max((L * len(s) for L, s, _ in self.groups), default=0)
+        tokens_max = max((L * len(s) for L, s, _ in self.groups), default=0)
         scores_max = max((L * L * len(s) for L, s, _ in self.groups), default=0)
         L_max = self.groups[-1][0] if self.groups else 0
         self.H, self.D = H, D
-        self._hld = [np.empty(rows_max * H * D, dtype=np.float32) for _ in range(4)]  # Q, Kᵀ, V, context
+        self._hld = [np.empty(tokens_max * H * D, dtype=np.float32) for _ in range(4)]  # Qᵀ, K, Vᵀ, context
         self._scores = np.empty(H * scores_max, dtype=np.float32)
-        self._row_sums = np.empty(H * rows_max, dtype=np.float32)
-        self._ones = np.ones((L_max, 1), dtype=np.float32)
+        self._sums = np.empty(H * tokens_max, dtype=np.float32)
+        self._ones = np.ones((1, L_max), dtype=np.float32)
 
     def arrays(self, S: int, L: int, Q: int):
-        """For S sequences of L tokens, Q ≤ L of them queries: query [S, H, Q, D], key_t [S, H, D, L], value
-        [S, H, L, D], context_layer [S, H, Q, D], scores [S, H, Q, L], row_sums [S, H, Q, 1], ones [L, 1] — views,
+        """For S sequences of L tokens, Q ≤ L of them queries: query_t [S, H, D, Q], key [S, H, L, D], value_t
+        [S, H, D, L], context_layer [S, H, D, Q], scores_t [S, H, L, Q], sums [S, H, 1, Q], ones [1, L] — views,
         valid until the next call."""
         H, D = self.H, self.D
-        query, key_t, value, context_layer = self._hld
+        query_t, key, value_t, context_layer = self._hld
         return (
-            query[: S * H * Q * D].reshape(S, H, Q, D),
-            key_t[: S * H * L * D].reshape(S, H, D, L),
-            value[: S * H * L * D].reshape(S, H, L, D),
-            context_layer[: S * H * Q * D].reshape(S, H, Q, D),
-            self._scores[: S * H * Q * L].reshape(S, H, Q, L),
-            self._row_sums[: S * H * Q].reshape(S, H, Q, 1),
-            self._ones[:L],
+            query_t[: S * H * D * Q].reshape(S, H, D, Q),
+            key[: S * H * L * D].reshape(S, H, L, D),
+            value_t[: S * H * D * L].reshape(S, H, D, L),
+            context_layer[: S * H * D * Q].reshape(S, H, D, Q),
+            self._scores[: S * H * L * Q].reshape(S, H, L, Q),
+            self._sums[: S * H * Q].reshape(S, H, 1, Q),
+            self._ones[:, :L],
         )
 
 
-def _exp_shifted_(query, key_t, bias, shift_by_row: bool, attention_scores, ones, row_sums) -> np.ndarray:
-    """attention_scores = exp(Q Kᵀ (+ bias) - shift) in place, shifted by each sequence's maximum or each row's;
-    returns the row sums [S, H, L, 1] (a GEMV: summing short rows along the last axis is several times slower)."""
-    np.matmul(query, key_t, out=attention_scores)  # [S, H, L, D] @ [S, H, D, L] -> [S, H, L, L]
-    if bias is not None:
-        attention_scores += bias
-    axes = -1 if shift_by_row else (1, 2, 3)
-    np.subtract(attention_scores, attention_scores.max(axis=axes, keepdims=True), out=attention_scores)
-    np.exp(attention_scores, out=attention_scores)
-    return np.matmul(attention_scores, ones, out=row_sums)
+def _exp_shifted_(key, query_t, bias_t, shift_by_query: bool, scores_t, ones, sums) -> np.ndarray:
+    """scores_t = exp(K Qᵀ (+ biasᵀ) - shift) in place, shifted by each sequence's maximum or each query's; returns
+    the sums over the keys [S, H, 1, Q] (a GEMV)."""
+    np.matmul(key, query_t, out=scores_t)  # [S, H, L, D] @ [S, H, D, Q] -> [S, H, L, Q]
+    if bias_t is not None:
+        scores_t += bias_t
+    axes = -2 if shift_by_query else (1, 2, 3)
+    np.subtract(scores_t, scores_t.max(axis=axes, keepdims=True), out=scores_t)
+    np.exp(scores_t, out=scores_t)
+    return np.matmul(ones, scores_t, out=sums)  # [1, L] @ [S, H, L, Q] -> [S, H, 1, Q]
 
 
 def self_attention(
     mixed_qkv, qkv_bias, scratch: AttentionScratch, position_bias, context, first_only: bool = False
 ) -> np.ndarray:
-    """Packed rows, each sequence on its own tokens: context = softmax(Q Kᵀ/√D (+ bias)) V.
+    """Packed tokens, each sequence on its own: context = softmax(Q Kᵀ/√D (+ bias)) V, features × tokens.
 
-    mixed_qkv: [N, 3C] (before the bias), qkv_bias: [3, H, D], scratch: the batch's length groups and arrays
-    (``AttentionScratch(offsets, H, D)``, offsets [S + 1] row starts), position_bias: [1, H, T, T] or None,
-    context: [N, C] output — or, with `first_only`, [S, C]: each sequence's first token only attends (the queries
-    of its other tokens are not computed), as a cross-encoder's last layer needs for its [CLS] row.
+    mixed_qkv: [3C, N] (before the bias), qkv_bias: [3, H, D], scratch: the batch's length groups and arrays
+    (``AttentionScratch(offsets, H, D)``, offsets [S + 1] token starts), position_bias: [1, H, T, T] or None,
+    context: [C, N] output — or, with `first_only`, [C, S]: each sequence's first token only attends (the queries
+    of its other tokens are not computed), as a cross-encoder's last layer needs for its [CLS] column.
 
-    Sequences of equal length go through together, as a stack of S_L sequences (many short queries are a few
-    stacks instead of many small calls); a length held by one sequence reads and writes its rows in place. The
-    softmax shifts the scores by each sequence's maximum, not each row's (one reduction instead of a slow
-    per-row one; any shift gives the same softmax), and divides by the row sums after the A·V product, on
-    [H, L, D] instead of [H, L, L]. A row whose maximum is far below its sequence's (its sum < 1e-30, where exp
-    would lose precision) sends its stack through per-row shifts instead; one query row per head is shifted by its
-    own maximum from the start.
+    Everything is computed transposed, in the layout the tokens arrive in (columns): per head the scores as
+    (Q Kᵀ)ᵀ = K Qᵀ [L, Q] and the context as (P V)ᵀ = Vᵀ Pᵀ [D, Q], so that Qᵀ and Vᵀ are the columns as they
+    are, only K is transposed, and no GEMM takes a transposed operand. Sequences of equal length go through
+    together, as a stack of S_L sequences (many short queries are a few stacks instead of many small calls); a
+    length held by one sequence reads its columns and writes its context in place. The softmax shifts the scores
+    by each sequence's maximum, not each query's (one reduction instead of a slow per-query one; any shift gives
+    the same softmax), and divides by the sums after the product with V, on [H, D, Q] instead of [H, L, Q]. A
+    query whose maximum is far below its sequence's (its sum < 1e-30, where exp would lose precision) sends its
+    stack through per-query shifts instead; one query per head is shifted by its own maximum from the start.
     """
     _, H, D = qkv_bias.shape
-    query_bias, key_bias, value_bias = qkv_bias[:, None, :, None, :]  # [1, H, 1, D] each
-    key_bias = key_bias.transpose(0, 1, 3, 2)  # [1, H, D, 1]
+    heads = mixed_qkv.reshape(3, H, D, mixed_qkv.shape[1])  # [3, H, D, N]
+    query_bias, value_bias = qkv_bias[0][:, :, None], qkv_bias[2][:, :, None]  # [H, D, 1]
+    key_bias = qkv_bias[1][:, None, :]  # [H, 1, D]
     scale = np.float32(1 / math.sqrt(D))
     for L, starts, index in scratch.groups:
-        S, Q = len(starts), 1 if first_only else L  # Q: query rows per sequence
-        query, key_t, value, context_layer, attention_scores, row_sums, ones = scratch.arrays(S, L, Q)
-        rows = slice(starts[0], starts[0] + L) if S == 1 else (starts[:, None] + np.arange(L)).reshape(-1)
-        mixed = mixed_qkv[rows].reshape(S, L, 3, H, D)
-        # add the bias and lay the heads out: Q and V as [S, H, ·, D], K already transposed as [S, H, D, L]
-        np.add(mixed[:, :Q, 0].transpose(0, 2, 1, 3), query_bias, out=query)
-        query *= scale
-        np.add(mixed[:, :, 1].transpose(0, 2, 3, 1), key_bias, out=key_t)
-        np.add(mixed[:, :, 2].transpose(0, 2, 1, 3), value_bias, out=value)
-        bias = None if position_bias is None else position_bias[:, :, :Q, :L]  # MPNet: [1, H, Q, L]
+        S, Q = len(starts), 1 if first_only else L  # Q: query tokens per sequence
+        query_t, key, value_t, context_layer, scores_t, sums, ones = scratch.arrays(S, L, Q)
+        if S == 1:
+            columns = slice(starts[0], starts[0] + L)
+            mixed = heads[:, None, :, :, columns]  # [3, 1, H, D, L], a view
+        else:
+            columns = (starts[:, None] + np.arange(L)).reshape(-1)  # [S · L]
+            mixed = heads[..., columns].reshape(3, H, D, S, L).transpose(0, 3, 1, 2, 4)  # [3, S, H, D, L]
+        np.add(mixed[0, ..., :Q], query_bias, out=query_t)  # [S, H, D, Q]
+        query_t *= scale
+        np.add(mixed[1].transpose(0, 1, 3, 2), key_bias, out=key)  # [S, H, L, D]
+        np.add(mixed[2], value_bias, out=value_t)  # [S, H, D, L]
+        bias_t = None if position_bias is None else position_bias[:, :, :Q, :L].transpose(0, 1, 3, 2)  # [1, H, L, Q]
 
-        _exp_shifted_(query, key_t, bias, first_only, attention_scores, ones, row_sums)
-        if not first_only and row_sums.min() < _MIN_ROW_SUM:
-            _exp_shifted_(query, key_t, bias, True, attention_scores, ones, row_sums)
-        np.matmul(attention_scores, value, out=context_layer)  # [S, H, Q, L] @ [S, H, L, D] -> [S, H, Q, D]
-        if first_only:  # -> [S, C] rows, one per sequence
-            context[index] = np.divide(context_layer, row_sums, out=context_layer).reshape(S, H * D)
-        elif S == 1:
-            np.divide(context_layer[0], row_sums[0], out=context[rows].reshape(L, H, D).transpose(1, 0, 2))
-        else:  # -> [S, L, H, D] rows, scattered back to their places
-            np.divide(context_layer, row_sums, out=context_layer)
-            context[rows] = context_layer.transpose(0, 2, 1, 3).reshape(S * L, H * D)
+        _exp_shifted_(key, query_t, bias_t, first_only, scores_t, ones, sums)
+        if not first_only and sums.min() < _MIN_ROW_SUM:
+            _exp_shifted_(key, query_t, bias_t, True, scores_t, ones, sums)
+        in_place = S == 1 and not first_only  # the context written straight into its columns
+        out = context[:, columns].reshape(1, H, D, L) if in_place else context_layer
+        np.matmul(value_t, scores_t, out=out)  # [S, H, D, L] @ [S, H, L, Q] -> [S, H, D, Q]
+        np.divide(out, sums, out=out)
+        if first_only:  # -> [C, S] columns, one per sequence
+            context[:, index] = context_layer.reshape(S, H * D).T
+        elif not in_place:  # -> [C, S · L] columns, scattered back to their places
+            context[:, columns] = context_layer.transpose(1, 2, 0, 3).reshape(H * D, S * L)
     return context
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    """Consecutive sequences whose QKV and attention run together: their tokens, their first tokens' places
+    among the group's sequences, and their attention scratch."""
+
+    tokens: slice
+    sequences: slice
+    attention: AttentionScratch
+
+
 class _Buffers:
-    """The activations of one layer on N packed rows and its attention scratch, made once per forward and reused by
-    every layer."""
+    """The activations of one layer on N packed tokens (features × tokens) and the attention chunks' scratch, made
+    once per forward and reused by every layer; :meth:`columns` views the first R columns of one of them."""
 
     def __init__(self, offsets: np.ndarray, cfg: ModelConfig) -> None:
         N, C, F = int(offsets[-1]), cfg.hidden_size, cfg.intermediate_size
-        self.attention = AttentionScratch(offsets, cfg.num_attention_heads, C // cfg.num_attention_heads)
-        self.mixed_qkv = np.empty((N, 3 * C), dtype=np.float32)
-        self.context_layer = np.empty((N, C), dtype=np.float32)
-        self.attention_output = np.empty((N, C), dtype=np.float32)
-        self.intermediate_output = np.empty((N, F), dtype=np.float32)
+        H = cfg.num_attention_heads
+        self.chunks = []
+        for s0, s1 in balanced_groups(np.diff(offsets), max(1, -(-N // ATTENTION_CHUNK_TOKENS))):
+            t0, t1 = int(offsets[s0]), int(offsets[s1])
+            scratch = AttentionScratch(offsets[s0 : s1 + 1] - t0, H, C // H)
+            self.chunks.append(_Chunk(slice(t0, t1), slice(s0, s1), scratch))
+        n_max = max((c.tokens.stop - c.tokens.start for c in self.chunks), default=0)
+        self._flat = {
+            "mixed_qkv": np.empty(3 * C * n_max, dtype=np.float32),
+            "context_layer": np.empty(C * n_max, dtype=np.float32),
+            "attention_output": np.empty(C * N, dtype=np.float32),
+            "intermediate_output": np.empty(F * N, dtype=np.float32),
+        }
+
+    def columns(self, name: str, height: int, R: int) -> np.ndarray:
+        """Buffer `name` as a C-contiguous [height, R] array."""
+        return self._flat[name][: height * R].reshape(height, R)
 
 
 @dataclass(frozen=True)
@@ -259,19 +297,28 @@ STEPS = Steps(self_attention=self_attention, bias_gelu=bias_gelu_, residual_laye
 def encoder_layer(
     hidden_states, position_bias, layer: EncoderLayer, cfg: ModelConfig, buf: _Buffers, steps: Steps, first_rows=None
 ) -> np.ndarray:
-    """One post-LN block on packed [N, C] rows: returns the layer's output, [N, C] in place of hidden_states — or,
-    given `first_rows` (each sequence's first row, [S]), only those rows' outputs, [S, C]: every row's keys and
-    values, then attention, the attention output and the FFN for those rows alone."""
+    """One post-LN block on packed tokens as columns, [C, N]: returns the layer's output, [C, N] in place of
+    hidden_states — or, given `first_rows` (each sequence's first token, [S]), only those tokens' outputs, [C, S]:
+    every token's keys and values, then attention, the attention output and the FFN for those tokens alone.
+
+    Each GEMM is W·X with W the checkpoint's own [out, in] rows (``.T`` of the [in, out] views the weight tree
+    holds): at a few tokens OpenBLAS multiplies that way fastest, and at many as fast as any other (ARCHITECTURE.md,
+    "Weights")."""
     eps = cfg.layer_norm_eps
-    H, D = cfg.num_attention_heads, cfg.hidden_size // cfg.num_attention_heads
-    R = len(hidden_states) if first_rows is None else len(first_rows)  # the rows the layer outputs
-    np.matmul(hidden_states, layer.qkv_weight, out=buf.mixed_qkv)  # [N, C] @ [C, 3C] -> [N, 3C]
-    context_layer = steps.self_attention(
-        buf.mixed_qkv, layer.qkv_bias.reshape(3, H, D), buf.attention, position_bias, buf.context_layer[:R],
-        first_rows is not None,
-    )  # [R, C]  # fmt: skip
-    residual = hidden_states if first_rows is None else hidden_states[first_rows]  # [R, C]
-    attention_output = np.matmul(context_layer, layer.attention_output_weight, out=buf.attention_output[:R])
+    C, F, H = cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads
+    first_only = first_rows is not None
+    R = len(first_rows) if first_only else hidden_states.shape[1]  # the tokens the layer outputs
+    attention_output = buf.columns("attention_output", C, R)
+    for chunk in buf.chunks:  # QKV, attention and the attention output GEMM, a chunk of sequences at a time
+        tokens = hidden_states[:, chunk.tokens]  # [C, n]
+        mixed_qkv = np.matmul(layer.qkv_weight.T, tokens, out=buf.columns("mixed_qkv", 3 * C, tokens.shape[1]))
+        outputs = chunk.sequences if first_only else chunk.tokens  # its columns among the layer's R outputs
+        context_layer = steps.self_attention(
+            mixed_qkv, layer.qkv_bias.reshape(3, H, C // H), chunk.attention, position_bias,
+            buf.columns("context_layer", C, outputs.stop - outputs.start), first_only,
+        )  # [C, n] or [C, S_chunk]  # fmt: skip
+        np.matmul(layer.attention_output_weight.T, context_layer, out=attention_output[:, outputs])
+    residual = hidden_states[:, first_rows] if first_only else hidden_states  # [C, R]
     steps.residual_layernorm(
         attention_output,
         residual,
@@ -280,13 +327,15 @@ def encoder_layer(
         layer.attention_layernorm_bias,
         eps,
     )
-    intermediate_output = np.matmul(attention_output, layer.intermediate_weight, out=buf.intermediate_output[:R])
+    intermediate_output = np.matmul(
+        layer.intermediate_weight.T, attention_output, out=buf.columns("intermediate_output", F, R)
+    )  # [F, R]
     if cfg.hidden_act == "gelu":
-        steps.bias_gelu(intermediate_output, layer.intermediate_bias)  # [R, F]
+        steps.bias_gelu(intermediate_output, layer.intermediate_bias)
     else:
-        intermediate_output += layer.intermediate_bias
+        intermediate_output += layer.intermediate_bias[:, None]
         np.maximum(intermediate_output, 0, out=intermediate_output)
-    layer_output = np.matmul(intermediate_output, layer.output_weight, out=residual)  # [R, F] -> [R, C]
+    layer_output = np.matmul(layer.output_weight.T, intermediate_output, out=residual)  # [C, F] @ [F, R] -> [C, R]
     return steps.residual_layernorm(
         layer_output,
         attention_output,
@@ -299,18 +348,19 @@ def encoder_layer(
 
 def encode_packed(input_ids, position_ids, token_type_ids, offsets, position_bias, w: Weights, cfg: ModelConfig,
                   steps: Steps, first_only: bool = False):  # fmt: skip
-    """Sequences packed end to end: [N] ids, positions, types; [S + 1] row offsets -> hidden states [N, C]; with
-    `first_only`, the last layer for each sequence's first token alone: [S, C] (every sequence ≥ 1 token)."""
-    hidden_states = w.word_embeddings[input_ids]  # [N, E]
+    """Sequences packed end to end: [N] ids, positions, types; [S + 1] token offsets -> hidden states as columns,
+    [C, N]; with `first_only`, the last layer for each sequence's first token alone: [C, S] (every sequence ≥ 1
+    token)."""
+    hidden_states = np.ascontiguousarray(w.word_embeddings[input_ids].T)  # [E, N]
     others = w.position_embeddings[position_ids]  # [N, E]
     if w.token_type_embeddings is not None:
         others += w.token_type_embeddings[token_type_ids]
     steps.residual_layernorm(
-        hidden_states, others, None, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps
+        hidden_states, others.T, None, w.embeddings_layernorm_weight, w.embeddings_layernorm_bias, cfg.layer_norm_eps
     )
-    if w.embeddings_project_weight is not None:  # ELECTRA: [N, E] -> [N, C]
-        hidden_states = hidden_states @ w.embeddings_project_weight
-        hidden_states += w.embeddings_project_bias
+    if w.embeddings_project_weight is not None:  # ELECTRA: [E, N] -> [C, N]
+        hidden_states = w.embeddings_project_weight.T @ hidden_states
+        hidden_states += w.embeddings_project_bias[:, None]
     buf = _Buffers(offsets, cfg)
     for i, layer in enumerate(w.layers):
         last = i == len(w.layers) - 1
@@ -358,7 +408,7 @@ def forward(
         hidden_states = encode_packed(
             batch.input_ids[t0:t1], positions[t0:t1], batch.token_type_ids[t0:t1], cu_seqlens[b0 : b1 + 1] - t0,
             bias, w, cfg, steps, first_only,
-        )  # fmt: skip
+        ).T  # fmt: skip
         if output == "logits":
             hidden_states = logits(hidden_states, w.head, cfg.head)
         result[slice(b0, b1) if first_only else slice(t0, t1)] = hidden_states

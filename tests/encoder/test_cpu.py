@@ -38,7 +38,7 @@ def test_fast_gelu_is_within_its_derived_bound_of_the_exact_gelu():
     x = _float32_spread(12.0)
     x = x[: x.size // 64 * 64]
     exact = torch.nn.functional.gelu(torch.from_numpy(x).double()).numpy()
-    ours = cpu.bias_gelu_(x.reshape(64, -1).copy(), np.zeros(x.size // 64, dtype=np.float32)).reshape(-1)
+    ours = cpu.bias_gelu_(x.reshape(64, -1).copy(), np.zeros(64, dtype=np.float32)).reshape(-1)
     ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
     error = np.abs(ours.astype(np.float64) - exact)
     bound = GELU_ULPS * ulp + GELU_FLOOR
@@ -71,9 +71,10 @@ def test_gelu_coefficients_are_the_fit_that_tools_fit_gelu_produces():
 
 def test_bias_gelu_adds_the_bias_in_every_row_block():
     rng = np.random.default_rng(1)
-    h = rng.normal(size=(517, 96)).astype(np.float32)  # rows not a multiple of the block or thread split
-    bias = rng.normal(size=96).astype(np.float32)
-    expected = torch.nn.functional.gelu(torch.from_numpy(h).double() + torch.from_numpy(bias).double()).numpy()
+    h = rng.normal(size=(300, 517)).astype(np.float32)  # [F, N]: 3 blocks of rows, the last one short
+    bias = rng.normal(size=300).astype(np.float32)
+    expected = torch.nn.functional.gelu(torch.from_numpy(h).double() + torch.from_numpy(bias[:, None]).double())
+    expected = expected.numpy()
     assert_close(cpu.bias_gelu_(h.copy(), bias), expected, atol=2e-6, rtol=1e-6, what="bias + GELU")
 
 
@@ -82,8 +83,8 @@ def test_residual_layernorm_matches_the_reference_layer_norm():
     h = (rng.normal(size=(301, 384)) * 5 + 2).astype(np.float32)
     residual = rng.normal(size=(301, 384)).astype(np.float32)
     bias, weight, ln_bias = (rng.normal(size=384).astype(np.float32) for _ in range(3))
-    expected = layer_norm((h.astype(np.float64) + residual + bias), weight, ln_bias, 1e-12)
-    got = cpu.residual_layernorm_(h.copy(), residual, bias, weight, ln_bias, 1e-12)
+    expected = layer_norm((h.astype(np.float64) + residual + bias), weight, ln_bias, 1e-12)  # [N, C]
+    got = cpu.residual_layernorm_(h.T.copy(), residual.T, bias, weight, ln_bias, 1e-12).T  # as [C, N] columns
     assert_close(got, expected, atol=1e-5, rtol=1e-5, what="residual + bias + LayerNorm")
 
 
@@ -234,8 +235,8 @@ def test_self_attention_matches_float64_softmax_attention(query_scale, first_onl
     qkv_bias = (rng.normal(size=(3, H, D)) * 0.1).astype(np.float32)
     offsets = np.concatenate([[0], np.cumsum(lengths)])
     scratch = cpu.AttentionScratch(offsets, H, D)
-    poisoned = np.full((len(lengths) if first_only else sum(lengths), H * D), np.nan, np.float32)
-    context = cpu.self_attention(mixed_qkv, qkv_bias, scratch, None, poisoned, first_only)
+    poisoned = np.full((H * D, len(lengths) if first_only else sum(lengths)), np.nan, np.float32)  # [C, tokens]
+    context = cpu.self_attention(np.ascontiguousarray(mixed_qkv.T), qkv_bias, scratch, None, poisoned, first_only).T
     per_sequence = [_attention_float64(mixed_qkv[a:b], qkv_bias, H) for a, b in itertools.pairwise(offsets) if b > a]
     if first_only:  # one row per sequence: its first token's; the empty sequence's row is not written
         expected = np.stack([rows[0] for rows in per_sequence])
