@@ -16,8 +16,8 @@ What it measures, for each model given with --model:
 * Queries (minibert.bench.queries): the same contenders on short queries — queries/s on batches of --batch-size
   distinct queries over alternating rounds, then every query alone, contenders taking turns pass by pass, as
   p50 / p95 / p99 latency — and the bandwidth floor of one query: the encoder layers' parameter bytes (streamed
-  from memory at least once per forward) ÷ the np.copyto bandwidth measured in the same run. Queries: --queries
-  FILE; else $MINIBERT_BENCH_QUERIES; else the TREC DL 2019 queries beside a checkout
+  from memory at least once per forward) ÷ the read bandwidth (np.add.reduce) measured in the same run. Queries:
+  --queries FILE; else $MINIBERT_BENCH_QUERIES; else the TREC DL 2019 queries beside a checkout
   (../shared/data/msmarco-queries.tsv); else the first 8 words of corpus passages. --no-queries skips them.
 * FLOPs: encoder layers only, counted from the config and each passage's real token count L (padding is not
   counted; embeddings, pooling and Dense layers are left out). Per layer:

@@ -190,7 +190,7 @@ def format_rerank_report(runs: list[RerankRun], header: dict[str, str], rounds: 
 
 
 def floor_ms(run: ModelRun, bandwidth: tuple[float, int]) -> float:
-    """The model's one-query floor: its streamed bytes ÷ the measured copy bandwidth, in milliseconds."""
+    """The model's one-query floor: its streamed bytes ÷ the measured read bandwidth, in milliseconds."""
     return 1e3 * run.weights_bytes / bandwidth[0]
 
 
@@ -219,8 +219,8 @@ def format_query_report(runs: list[ModelRun], bandwidth: tuple[float, int], roun
         "",
         f"{rounds} alternating round(s) of batches of {runs[0].query_batch} distinct queries; then every query "
         f"alone, the contenders taking turns pass by pass ({len(next(iter(runs[0].latencies.values())))} calls "
-        "each). Bandwidth floor: the encoder layers' parameters ÷ the copy bandwidth measured in this run "
-        f"({rate / 1e9:.1f} GB/s read + written, np.copyto of 256 MiB on {threads} thread(s)): "
+        "each). Bandwidth floor: the encoder layers' parameters ÷ the read bandwidth measured in this run "
+        f"({rate / 1e9:.1f} GB/s, np.add.reduce of 256 MiB on {threads} thread(s)): "
         + "; ".join(f"{run.label} {run.weights_bytes / 1e6:.1f} MB → {floor_ms(run, bandwidth):.2f} ms" for run in runs)
         + "; queries: "
         + "; ".join(f"{run.label} {run.queries} distinct, {run.query_tokens:.1f} tokens each" for run in runs)

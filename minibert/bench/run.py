@@ -30,10 +30,10 @@ from .paths import bench_home, default_csv, default_plot
 from .processes import cold_start_seconds, peak_rss
 from .queries import (
     QUERY_WORDS,
-    copy_bandwidth,
     latencies_ms,
     queries_from_passages,
     query_windows,
+    read_bandwidth,
     read_queries,
     streamed_bytes,
     throughput,
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> None:
     plot_path = args.plot or (csv_path.with_suffix(".png") if args.csv else default_plot())
 
     runs = [bench_model(name, texts, queries, args) for name in models]
-    bandwidth = copy_bandwidth(usable_cores()) if queries else None
+    bandwidth = read_bandwidth(usable_cores()) if queries else None
     header, where = _header(corpus, f"{len(texts)} passages; each model takes the first ones, below", args.batch_size)
     header.update(
         {f"passages ({run.label})": f"{run.passages}, {run.tokens / run.passages:.1f} tokens each" for run in runs}
