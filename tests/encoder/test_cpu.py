@@ -88,6 +88,17 @@ def test_residual_layernorm_matches_the_reference_layer_norm():
     assert_close(got, expected, atol=1e-5, rtol=1e-5, what="residual + bias + LayerNorm")
 
 
+def test_every_gemm_multiplies_by_the_checkpoints_own_rows_as_mapped(real_model_dir):
+    """The forward's one layout rule (module docstring, "Features × tokens"): each GEMM is W·X with W = ``.T`` of the
+    weight tree's [in, out] matrices, which must then be C-contiguous [out, in] rows — the memory-mapped
+    checkpoint's own (read-only: no private copy, so processes share them in the page cache), or the fused QKV."""
+    layer = minibert.SentenceTransformer(real_model_dir).weights.layers[0]
+    for name in ("qkv_weight", "attention_output_weight", "intermediate_weight", "output_weight"):
+        rows = getattr(layer, name).T
+        assert rows.flags.c_contiguous, f"{name}.T is not C-contiguous: the GEMMs would take a strided operand"
+        assert rows.flags.writeable == (name == "qkv_weight"), f"{name}: a private copy, or the mapping changed"
+
+
 @pytest.mark.parametrize("n_threads", [2, 3, 4])
 def test_sequences_split_across_threads_match_transformers(make_bert_dir, monkeypatch, n_threads):
     monkeypatch.setattr(threads, "MIN_GROUP_TOKENS", 1)  # split even this small batch into one group per thread
