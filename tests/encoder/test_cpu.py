@@ -99,9 +99,11 @@ def test_every_gemm_multiplies_by_the_checkpoints_own_rows_as_mapped(real_model_
         assert rows.flags.writeable == (name == "qkv_weight"), f"{name}: a private copy, or the mapping changed"
 
 
+@pytest.mark.parametrize("chunk_tokens", [cpu.ATTENTION_CHUNK_TOKENS, 8])  # 8: about one sequence per chunk
 @pytest.mark.parametrize("n_threads", [2, 3, 4])
-def test_sequences_split_across_threads_match_transformers(make_bert_dir, monkeypatch, n_threads):
+def test_sequences_split_across_threads_match_transformers(make_bert_dir, monkeypatch, n_threads, chunk_tokens):
     monkeypatch.setattr(threads, "MIN_GROUP_TOKENS", 1)  # split even this small batch into one group per thread
+    monkeypatch.setattr(cpu, "ATTENTION_CHUNK_TOKENS", chunk_tokens)
     model = minibert.SentenceTransformer(make_bert_dir("tiny"))
     batch = model.tokenize(RAGGED)
     assert len(threads.thread_plan(batch.lengths, n_threads)[0]) > 1
@@ -110,11 +112,15 @@ def test_sequences_split_across_threads_match_transformers(make_bert_dir, monkey
     assert_close(ours, ref, atol=1e-4, rtol=1e-5, what=f"last_hidden_state on {n_threads} threads")
 
 
+@pytest.mark.parametrize("chunk_tokens", [cpu.ATTENTION_CHUNK_TOKENS, 8])  # 8: about one sequence per chunk
 @pytest.mark.parametrize("arch", ["bert", "distilbert", "mpnet"])
-def test_first_token_states_are_transformers_last_hidden_state_at_each_first_token(request, monkeypatch, arch):
-    """The last layer run for the [CLS] rows alone (CLS pooling, cross-encoders), split over threads, with lengths
-    held by several sequences and a one-token text."""
+def test_first_token_states_are_transformers_last_hidden_state_at_each_first_token(
+    request, monkeypatch, arch, chunk_tokens
+):
+    """The last layer run for the [CLS] rows alone (CLS pooling, cross-encoders), split over threads and into
+    attention chunks, with lengths held by several sequences and a one-token text."""
     monkeypatch.setattr(threads, "MIN_GROUP_TOKENS", 1)
+    monkeypatch.setattr(cpu, "ATTENTION_CHUNK_TOKENS", chunk_tokens)
     model = minibert.SentenceTransformer(request.getfixturevalue(f"make_{arch}_dir")("tiny"))
     batch = model.tokenize([*RAGGED, "short", RAGGED[1]])
     encoder = cpu.NumpyEncoder(model.config, model.weights, threads=2)
