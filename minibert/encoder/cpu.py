@@ -30,8 +30,9 @@ readable one:
   pooling: the last layer then computes every row's keys and values but attention, the attention output and the FFN
   for the first rows alone (``output="first_tokens"``); a cross-encoder's head runs on them inside the same
   threads, under the forward's BLAS count (``output="logits"``).
-- **Attention per sequence, on its own tokens** (no mask, no padded scores), sequences of equal length
-  stacked into one call (a batch of short queries is then a few calls, not one per query), transposed: scores
+- **Attention per sequence, on its own tokens**, sequences of equal length stacked into one call, and all the
+  sequences of at most SHORT_SEQUENCE_TOKENS tokens into one stack padded to the longest of them, its padded keys
+  masked (a batch of queries is then one call per chunk, not one per length present), transposed: scores
   K·Qᵀ and context Vᵀ·Pᵀ, so that only K changes layout. Qᵀ is scaled by 1/√D before it (a pass over [H, D, L],
   not [H, L, L]); the softmax shifts by the sequence's maximum score and divides after the product with V (see
   :func:`self_attention`). QKV and attention run a chunk of about ATTENTION_CHUNK_TOKENS tokens at a time, so
@@ -75,6 +76,9 @@ _BLOCK_FLOATS = 1 << 16  # elements per row block (256 KiB of float32): a block 
 # tokens per attention chunk: the QKV GEMM and attention run on about this many tokens' columns at a time, so that
 # attention's per-sequence reads and writes stride over rows of a few KiB, not of the whole group
 ATTENTION_CHUNK_TOKENS = 512
+# sequences this short go through attention as one stack padded to the longest of them (the padded keys masked):
+# a batch of queries is then one stack per chunk, not one per length present
+SHORT_SEQUENCE_TOKENS = 32
 
 
 def _blocks(n: int, size: int):
@@ -140,22 +144,26 @@ def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.nd
 
 
 class AttentionScratch:
-    """A batch's sequences grouped by length, and the attention arrays of one group, carved out of regions sized for
-    the largest group.
+    """A batch's sequences in stacks, and the attention arrays of one stack, carved out of regions sized for the
+    largest.
 
-    Made once per forward and reused by every layer: fresh per-group arrays of a few hundred KiB each cost more in
-    page faults (glibc maps allocations over 128 KiB afresh) than the GEMMs that fill them.
+    A stack is the sequences of one length, or all the sequences of at most SHORT_SEQUENCE_TOKENS tokens padded to
+    the longest of them. Made once per forward and reused by every layer: fresh per-stack arrays of a few hundred KiB
+    each cost more in page faults (glibc maps allocations over 128 KiB afresh) than the GEMMs that fill them.
     """
 
     def __init__(self, offsets: np.ndarray, H: int, D: int) -> None:
         starts, lengths = offsets[:-1], np.diff(offsets)
-        # (L, the first tokens [S_L] of the sequences of length L, their indices [S_L]) for each length L ≥ 1
-        # present, shortest first
-        indices = [np.flatnonzero(lengths == L) for L in np.unique(lengths) if L > 0]
-        self.groups = [(int(lengths[i[0]]), starts[i], i) for i in indices]
-        tokens_max = max((L * len(s) for L, s, _ in self.groups), default=0)
-        scores_max = max((L * L * len(s) for L, s, _ in self.groups), default=0)
-        L_max = self.groups[-1][0] if self.groups else 0
+        short = (lengths > 0) & (lengths <= SHORT_SEQUENCE_TOKENS)
+        # (L, the first tokens [S] of the stack's sequences, their indices [S], their lengths [S] when padded to L —
+        # else None), the short sequences' stack first, then one per longer length, shortest first
+        self.groups = [(int(lengths[i].max()), starts[i], i, lengths[i]) for i in [np.flatnonzero(short)] if i.size]
+        for L in np.unique(lengths[lengths > SHORT_SEQUENCE_TOKENS]):
+            i = np.flatnonzero(lengths == L)
+            self.groups.append((int(L), starts[i], i, None))
+        tokens_max = max((L * len(s) for L, s, _, _ in self.groups), default=0)
+        scores_max = max((L * L * len(s) for L, s, _, _ in self.groups), default=0)
+        L_max = max((L for L, _, _, _ in self.groups), default=0)
         self.H, self.D = H, D
         self._hld = [np.empty(tokens_max * H * D, dtype=np.float32) for _ in range(4)]  # Qᵀ, K, Vᵀ, context
         self._scores = np.empty(H * scores_max, dtype=np.float32)
@@ -179,12 +187,14 @@ class AttentionScratch:
         )
 
 
-def _exp_shifted_(key, query_t, bias_t, shift_by_query: bool, scores_t, ones, sums) -> np.ndarray:
-    """scores_t = exp(K Qᵀ (+ biasᵀ) - shift) in place, shifted by each sequence's maximum or each query's; returns
-    the sums over the keys [S, H, 1, Q] (a GEMV)."""
+def _exp_shifted_(key, query_t, bias_t, mask_t, shift_by_query: bool, scores_t, ones, sums) -> np.ndarray:
+    """scores_t = exp(K Qᵀ (+ biasᵀ) (+ mask) - shift) in place, shifted by each sequence's maximum or each
+    query's; returns the sums over the keys [S, H, 1, Q] (a GEMV)."""
     np.matmul(key, query_t, out=scores_t)  # [S, H, L, D] @ [S, H, D, Q] -> [S, H, L, Q]
     if bias_t is not None:
         scores_t += bias_t
+    if mask_t is not None:  # -inf on a padded stack's padded keys: exp gives exactly 0 there
+        scores_t += mask_t
     axes = -2 if shift_by_query else (1, 2, 3)
     np.subtract(scores_t, scores_t.max(axis=axes, keepdims=True), out=scores_t)
     np.exp(scores_t, out=scores_t)
@@ -203,9 +213,11 @@ def self_attention(
 
     Everything is computed transposed, in the layout the tokens arrive in (columns): per head the scores as
     (Q Kᵀ)ᵀ = K Qᵀ [L, Q] and the context as (P V)ᵀ = Vᵀ Pᵀ [D, Q], so that Qᵀ and Vᵀ are the columns as they
-    are, only K is transposed, and no GEMM takes a transposed operand. Sequences of equal length go through
-    together, as a stack of S_L sequences (many short queries are a few stacks instead of many small calls); a
-    length held by one sequence reads its columns and writes its context in place. The softmax shifts the scores
+    are, only K is transposed, and no GEMM takes a transposed operand. Sequences go through in the scratch's stacks:
+    those of one length together, and the short ones (≤ SHORT_SEQUENCE_TOKENS) as one stack padded to the longest,
+    a padded position reading its sequence's last token, masked with -inf as a key (exp gives exactly 0: the real
+    queries' sums and contexts get nothing from it) and not written back as a query. A length held by one sequence
+    reads its columns and writes its context in place. The softmax shifts the scores
     by each sequence's maximum, not each query's (one reduction instead of a slow per-query one; any shift gives
     the same softmax), and divides by the sums after the product with V, on [H, D, Q] instead of [H, L, Q]. A
     query whose maximum is far below its sequence's (its sum < 1e-30, where exp would lose precision) sends its
@@ -216,14 +228,21 @@ def self_attention(
     query_bias, value_bias = qkv_bias[0][:, :, None], qkv_bias[2][:, :, None]  # [H, D, 1]
     key_bias = qkv_bias[1][:, None, :]  # [H, 1, D]
     scale = np.float32(1 / math.sqrt(D))
-    for L, starts, index in scratch.groups:
+    for L, starts, index, lengths in scratch.groups:
         S, Q = len(starts), 1 if first_only else L  # Q: query tokens per sequence
         query_t, key, value_t, context_layer, scores_t, sums, ones = scratch.arrays(S, L, Q)
-        if S == 1:
+        padded = lengths is not None and lengths.min() < L
+        mask_t = real = None
+        if S == 1 and not padded:
             columns = slice(starts[0], starts[0] + L)
             mixed = heads[:, None, :, :, columns]  # [3, 1, H, D, L], a view
         else:
-            columns = (starts[:, None] + np.arange(L)).reshape(-1)  # [S · L]
+            positions = np.arange(L)
+            if padded:  # a padded position reads its sequence's last token (finite values), masked as a key
+                real = positions < lengths[:, None]  # [S, L]
+                positions = np.minimum(positions, lengths[:, None] - 1)
+                mask_t = np.where(real, np.float32(0), np.float32(-np.inf))[:, None, :, None]  # [S, 1, L, 1]
+            columns = (starts[:, None] + positions).reshape(-1)  # [S · L]
             mixed = heads[..., columns].reshape(3, H, D, S, L).transpose(0, 3, 1, 2, 4)  # [3, S, H, D, L]
         np.add(mixed[0, ..., :Q], query_bias, out=query_t)  # [S, H, D, Q]
         query_t *= scale
@@ -231,15 +250,19 @@ def self_attention(
         np.add(mixed[2], value_bias, out=value_t)  # [S, H, D, L]
         bias_t = None if position_bias is None else position_bias[:, :, :Q, :L].transpose(0, 1, 3, 2)  # [1, H, L, Q]
 
-        _exp_shifted_(key, query_t, bias_t, first_only, scores_t, ones, sums)
+        _exp_shifted_(key, query_t, bias_t, mask_t, first_only, scores_t, ones, sums)
         if not first_only and sums.min() < _MIN_ROW_SUM:
-            _exp_shifted_(key, query_t, bias_t, True, scores_t, ones, sums)
-        in_place = S == 1 and not first_only  # the context written straight into its columns
+            _exp_shifted_(key, query_t, bias_t, mask_t, True, scores_t, ones, sums)
+        in_place = S == 1 and not first_only and not padded  # the context written straight into its columns
         out = context[:, columns].reshape(1, H, D, L) if in_place else context_layer
         np.matmul(value_t, scores_t, out=out)  # [S, H, D, L] @ [S, H, L, Q] -> [S, H, D, Q]
         np.divide(out, sums, out=out)
         if first_only:  # -> [C, S] columns, one per sequence
             context[:, index] = context_layer.reshape(S, H * D).T
+        elif padded:  # -> the real tokens' columns only
+            context[:, columns[real.reshape(-1)]] = context_layer.transpose(1, 2, 0, 3).reshape(H * D, S * L)[
+                :, real.reshape(-1)
+            ]
         elif not in_place:  # -> [C, S · L] columns, scattered back to their places
             context[:, columns] = context_layer.transpose(1, 2, 0, 3).reshape(H * D, S * L)
     return context

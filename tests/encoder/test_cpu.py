@@ -243,7 +243,8 @@ def test_self_attention_matches_float64_softmax_attention(query_scale, first_onl
     # other rows' scores stay below 1: a shift by the sequence's maximum alone would underflow those rows to 0/0,
     # and the per-row fallback must catch it.
     rng = np.random.default_rng(3)
-    H, D, lengths = 2, 8, [5, 3, 1, 3, 5, 0, 3]  # lengths held by several sequences go through as one stack
+    # the short lengths go through as one padded stack, 40 and 37 as stacks of their own (40 held twice)
+    H, D, lengths = 2, 8, [5, 3, 1, 3, 5, 0, 3, 40, 37, 40]
     C = H * D
     mixed_qkv = (rng.normal(size=(sum(lengths), 3 * C)) * 0.1).astype(np.float32)
     u = np.ones(D, dtype=np.float32)
