@@ -143,9 +143,37 @@ def residual_layernorm_(h, residual, bias, weight, ln_bias, eps: float) -> np.nd
     return h
 
 
+@dataclass(frozen=True)
+class Stack:
+    """Sequences whose attention runs as one call, each as L positions: their indices [S] among the batch's
+    sequences; their tokens' columns, a slice for one sequence of L tokens, else [S · L] indices (a padded
+    position reads its sequence's last token, so that its values are finite); and, when some are shorter than L,
+    `mask_t` [S, 1, L, 1] (0 at real keys, -inf at padded ones) and `keep` [S · L] (which positions are real
+    tokens), else None."""
+
+    L: int
+    index: np.ndarray
+    columns: slice | np.ndarray
+    mask_t: np.ndarray | None = None
+    keep: np.ndarray | None = None
+
+
+def _stack(L: int, starts: np.ndarray, index: np.ndarray, lengths: np.ndarray) -> Stack:
+    """The stack of the sequences `index` (first tokens `starts`, `lengths` tokens ≤ L each), padded to L."""
+    if len(index) == 1 and lengths[0] == L:
+        return Stack(L, index, slice(int(starts[0]), int(starts[0]) + L))
+    positions = np.arange(L)
+    real = positions < lengths[:, None]  # [S, L]
+    columns = (starts[:, None] + np.minimum(positions, lengths[:, None] - 1)).reshape(-1)  # [S · L]
+    if real.all():
+        return Stack(L, index, columns)
+    mask_t = np.where(real, np.float32(0), np.float32(-np.inf))[:, None, :, None]
+    return Stack(L, index, columns, mask_t, real.reshape(-1))
+
+
 class AttentionScratch:
-    """A batch's sequences in stacks, and the attention arrays of one stack, carved out of regions sized for the
-    largest.
+    """A batch's sequences in stacks (:class:`Stack`), and the attention arrays of one stack, carved out of regions
+    sized for the largest.
 
     A stack is the sequences of one length, or all the sequences of at most SHORT_SEQUENCE_TOKENS tokens padded to
     the longest of them. Made once per forward and reused by every layer: fresh per-stack arrays of a few hundred KiB
@@ -154,16 +182,15 @@ class AttentionScratch:
 
     def __init__(self, offsets: np.ndarray, H: int, D: int) -> None:
         starts, lengths = offsets[:-1], np.diff(offsets)
-        short = (lengths > 0) & (lengths <= SHORT_SEQUENCE_TOKENS)
-        # (L, the first tokens [S] of the stack's sequences, their indices [S], their lengths [S] when padded to L —
-        # else None), the short sequences' stack first, then one per longer length, shortest first
-        self.groups = [(int(lengths[i].max()), starts[i], i, lengths[i]) for i in [np.flatnonzero(short)] if i.size]
-        for L in np.unique(lengths[lengths > SHORT_SEQUENCE_TOKENS]):
-            i = np.flatnonzero(lengths == L)
-            self.groups.append((int(L), starts[i], i, None))
-        tokens_max = max((L * len(s) for L, s, _, _ in self.groups), default=0)
-        scores_max = max((L * L * len(s) for L, s, _, _ in self.groups), default=0)
-        L_max = max((L for L, _, _, _ in self.groups), default=0)
+        short = np.flatnonzero((lengths > 0) & (lengths <= SHORT_SEQUENCE_TOKENS))
+        longer = [np.flatnonzero(lengths == L) for L in np.unique(lengths[lengths > SHORT_SEQUENCE_TOKENS])]
+        # the short sequences' stack first, then one per longer length, shortest first
+        self.stacks = [
+            _stack(int(lengths[i].max()), starts[i], i, lengths[i]) for i in [short, *longer] if i.size
+        ]
+        tokens_max = max((t.L * len(t.index) for t in self.stacks), default=0)
+        scores_max = max((t.L * t.L * len(t.index) for t in self.stacks), default=0)
+        L_max = max((t.L for t in self.stacks), default=0)
         self.H, self.D = H, D
         self._hld = [np.empty(tokens_max * H * D, dtype=np.float32) for _ in range(4)]  # Qᵀ, K, Vᵀ, context
         self._scores = np.empty(H * scores_max, dtype=np.float32)
@@ -228,21 +255,13 @@ def self_attention(
     query_bias, value_bias = qkv_bias[0][:, :, None], qkv_bias[2][:, :, None]  # [H, D, 1]
     key_bias = qkv_bias[1][:, None, :]  # [H, 1, D]
     scale = np.float32(1 / math.sqrt(D))
-    for L, starts, index, lengths in scratch.groups:
-        S, Q = len(starts), 1 if first_only else L  # Q: query tokens per sequence
+    for stack in scratch.stacks:
+        L, columns, mask_t = stack.L, stack.columns, stack.mask_t
+        S, Q = len(stack.index), 1 if first_only else L  # Q: query tokens per sequence
         query_t, key, value_t, context_layer, scores_t, sums, ones = scratch.arrays(S, L, Q)
-        padded = lengths is not None and lengths.min() < L
-        mask_t = real = None
-        if S == 1 and not padded:
-            columns = slice(starts[0], starts[0] + L)
+        if isinstance(columns, slice):
             mixed = heads[:, None, :, :, columns]  # [3, 1, H, D, L], a view
         else:
-            positions = np.arange(L)
-            if padded:  # a padded position reads its sequence's last token (finite values), masked as a key
-                real = positions < lengths[:, None]  # [S, L]
-                positions = np.minimum(positions, lengths[:, None] - 1)
-                mask_t = np.where(real, np.float32(0), np.float32(-np.inf))[:, None, :, None]  # [S, 1, L, 1]
-            columns = (starts[:, None] + positions).reshape(-1)  # [S · L]
             mixed = heads[..., columns].reshape(3, H, D, S, L).transpose(0, 3, 1, 2, 4)  # [3, S, H, D, L]
         np.add(mixed[0, ..., :Q], query_bias, out=query_t)  # [S, H, D, Q]
         query_t *= scale
@@ -253,18 +272,16 @@ def self_attention(
         _exp_shifted_(key, query_t, bias_t, mask_t, first_only, scores_t, ones, sums)
         if not first_only and sums.min() < _MIN_ROW_SUM:
             _exp_shifted_(key, query_t, bias_t, mask_t, True, scores_t, ones, sums)
-        in_place = S == 1 and not first_only and not padded  # the context written straight into its columns
+        in_place = isinstance(columns, slice) and not first_only  # the context written straight into its columns
         out = context[:, columns].reshape(1, H, D, L) if in_place else context_layer
         np.matmul(value_t, scores_t, out=out)  # [S, H, D, L] @ [S, H, L, Q] -> [S, H, D, Q]
         np.divide(out, sums, out=out)
         if first_only:  # -> [C, S] columns, one per sequence
-            context[:, index] = context_layer.reshape(S, H * D).T
-        elif padded:  # -> the real tokens' columns only
-            context[:, columns[real.reshape(-1)]] = context_layer.transpose(1, 2, 0, 3).reshape(H * D, S * L)[
-                :, real.reshape(-1)
-            ]
-        elif not in_place:  # -> [C, S · L] columns, scattered back to their places
-            context[:, columns] = context_layer.transpose(1, 2, 0, 3).reshape(H * D, S * L)
+            context[:, stack.index] = context_layer.reshape(S, H * D).T
+        elif not in_place:  # -> [C, S · L] columns, scattered back to their places (the real tokens' only)
+            tokens = context_layer.transpose(1, 2, 0, 3).reshape(H * D, S * L)
+            keep = slice(None) if stack.keep is None else stack.keep
+            context[:, columns[keep]] = tokens[:, keep]
     return context
 
 
