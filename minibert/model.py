@@ -58,7 +58,7 @@ from .loading.known_models import find_known_model
 from .loading.resolve import DEFAULT_MODEL, resolve_model_dir
 from .loading.tokenizer import BatchTokenizer
 from .loading.weights import Weights, load_weights
-from .packing import PackedBatch
+from .packing import PackedBatch, first_seen
 from .progress import progress, should_show
 from .quantization import check_precision, quantize_embeddings
 from .util import PAIRWISE_SIMILARITY_FUNCTIONS, SIMILARITY_FUNCTIONS
@@ -350,7 +350,7 @@ class SentenceTransformer:
         precision = check_precision(precision)
         prompt_text = self.resolve_prompt(prompt, prompt_name)
 
-        distinct, rows_of = _distinct(texts)
+        distinct, rows_of = first_seen(texts)
         prompted = [prompt_text + text for text in distinct] if prompt_text else distinct
         embeddings: np.ndarray | list[np.ndarray]
         if output_value == "token_embeddings":
@@ -455,15 +455,6 @@ class BackendOptions:
 
             return GpuEncoder(config, weights, device=self.device or "cpu", dtype=self.dtype)
         return NumpyEncoder(config, weights, threads=self.threads)
-
-
-def _distinct(texts: list[str]) -> tuple[list[str], np.ndarray | None]:
-    """(the distinct texts in first-seen order, each input's row among them — None when all are distinct)."""
-    first_row: dict[str, int] = {}
-    rows_of = np.fromiter((first_row.setdefault(t, len(first_row)) for t in texts), dtype=np.intp, count=len(texts))
-    if len(first_row) == len(texts):
-        return texts, None
-    return list(first_row), rows_of
 
 
 def load(

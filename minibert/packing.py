@@ -12,10 +12,17 @@ Shape letters: N = tokens of the batch, B = sequences, T = the longest sequence.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+
+def first_seen(keys: Sequence[Hashable]) -> tuple[list, np.ndarray | None]:
+    """(the distinct keys in first-seen order, each key's index among them [n] — None when all are distinct)."""
+    first: dict[Hashable, int] = {}
+    index = np.fromiter((first.setdefault(k, len(first)) for k in keys), dtype=np.intp, count=len(keys))
+    return (list(keys), None) if len(first) == len(keys) else (list(first), index)
 
 
 def sequence_of_token(cu_seqlens: np.ndarray) -> np.ndarray:
@@ -98,12 +105,10 @@ class PackedBatch:
         """(the batch's distinct sequences — equal ids and token types — packed in first-seen order, each sequence's
         index among them: [B]; None when all are distinct)."""
         ids, types, bounds = self.input_ids.tolist(), self.token_type_ids.tolist(), self.cu_seqlens.tolist()
-        first: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-        keys = [(tuple(ids[a:b]), tuple(types[a:b])) for a, b in itertools.pairwise(bounds)]
-        index = np.fromiter((first.setdefault(k, len(first)) for k in keys), dtype=np.intp, count=len(keys))
-        if len(first) == len(keys):
+        distinct, index = first_seen([(tuple(ids[a:b]), tuple(types[a:b])) for a, b in itertools.pairwise(bounds)])
+        if index is None:
             return self, None
-        return PackedBatch.from_ids([k for k, _ in first], self.pad_token_id, [t for _, t in first]), index
+        return PackedBatch.from_ids([k for k, _ in distinct], self.pad_token_id, [t for _, t in distinct]), index
 
     def to_padded(self) -> PaddedBatch:
         """The same batch right-padded to the longest sequence: [B, T] ids (pad token), mask and types."""
